@@ -1,0 +1,40 @@
+import type { AccountRow, AccountType, Db, Tx } from '../db/schema.js';
+import type { Keyset } from '../http/pagination.js';
+import { generateAccountNumber } from './account-number.js';
+
+export function findCustomerAccount(db: Db | Tx, id: string): Promise<AccountRow | undefined> {
+  return db.selectFrom('accounts').selectAll().where('id', '=', id).where('type', '<>', 'internal').executeTakeFirst();
+}
+
+export async function insertAccount(
+  tx: Tx,
+  account: { userId: string; type: Exclude<AccountType, 'internal'>; currency: string; dailyLimit: bigint },
+): Promise<AccountRow> {
+  // A fresh random number until one is free; ON CONFLICT keeps the transaction alive on a collision.
+  for (;;) {
+    const row = await tx
+      .insertInto('accounts')
+      .values({
+        account_number: generateAccountNumber(),
+        user_id: account.userId,
+        system_code: null,
+        type: account.type,
+        currency: account.currency,
+        daily_limit: account.dailyLimit,
+      })
+      .onConflict((conflict) => conflict.column('account_number').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (row) return row;
+  }
+}
+
+export function listCustomerAccounts(tx: Tx, filter: { userId?: string; after?: Keyset; limit: number }): Promise<AccountRow[]> {
+  let query = tx.selectFrom('accounts').selectAll().where('type', '<>', 'internal');
+  if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
+  if (filter.after) {
+    const { at, id } = filter.after;
+    query = query.where((eb) => eb.or([eb('created_at', '>', at), eb.and([eb('created_at', '=', at), eb('id', '>', id)])]));
+  }
+  return query.orderBy('created_at').orderBy('id').limit(filter.limit + 1).execute();
+}

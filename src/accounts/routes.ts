@@ -1,0 +1,107 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.js';
+import type { DatabaseHandle } from '../db/connection.js';
+import { withTransaction } from '../db/transaction.js';
+import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
+import { amountField, errorResponses, IdParams } from '../http/schemas.js';
+import { Transaction } from '../ledger/schemas.js';
+import { Account, AccountPage, CreateAccountBody, CreateAccountQuery, ListAccountsQuery, TellerBody } from './schemas.js';
+import { deposit, getVisibleAccount, listAccounts, openAccount, toAccountView, withdraw } from './service.js';
+
+export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle }> = async (app, { config, database }) => {
+  app.post(
+    '/accounts/',
+    {
+      config: { access: ['admin'] },
+      schema: {
+        operationId: 'openAccount',
+        summary: 'Open an account for a customer (admin), with an optional initial deposit from the bank’s cash',
+        tags: ['accounts'],
+        querystring: CreateAccountQuery,
+        body: Type.Optional(CreateAccountBody),
+        response: {
+          201: Type.Ref(Account),
+          ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'user_not_found', 'user_not_customer'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body ?? {};
+      const input = {
+        userId: request.query.user_id,
+        type: body.type ?? 'checking',
+        currency: body.currency ?? config.currency,
+        dailyLimit: body.daily_limit === undefined ? config.dailyTransferLimit : amountField('daily_limit', body.daily_limit),
+        initialDeposit: body.initial_deposit === undefined ? undefined : amountField('initial_deposit', body.initial_deposit),
+      };
+      const account = await withTransaction(database, (tx) => openAccount(tx, actorOf(request), input));
+      return reply.code(201).send(toAccountView(account));
+    },
+  );
+
+  app.get(
+    '/accounts/',
+    {
+      config: { access: ANY_ROLE },
+      schema: {
+        operationId: 'listAccounts',
+        summary: 'List accounts: a customer its own, staff all (filter by user_id)',
+        tags: ['accounts'],
+        querystring: ListAccountsQuery,
+        response: { 200: AccountPage, ...errorResponses('validation_error', 'unauthorized') },
+      },
+    },
+    async (request) => {
+      const { user_id, limit, cursor } = request.query;
+      return withTransaction(database, (tx) =>
+        listAccounts(tx, callerOf(request), { limit: limit ?? 20, ...(user_id ? { userId: user_id } : {}), ...(cursor ? { cursor } : {}) }),
+      );
+    },
+  );
+
+  app.get(
+    '/accounts/:id',
+    {
+      config: { access: ANY_ROLE },
+      schema: {
+        operationId: 'getAccount',
+        summary: 'Read an account (its owner or staff)',
+        tags: ['accounts'],
+        params: IdParams,
+        response: { 200: Type.Ref(Account), ...errorResponses('validation_error', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request) => toAccountView(await withTransaction(database, (tx) => getVisibleAccount(tx, callerOf(request), request.params.id))),
+  );
+
+  for (const [operation, post] of [
+    ['deposit', deposit],
+    ['withdraw', withdraw],
+  ] as const) {
+    app.post(
+      `/accounts/:id/${operation}`,
+      {
+        config: { access: ['admin'] },
+        schema: {
+          operationId: operation,
+          summary: operation === 'deposit' ? 'Teller deposit (admin): cash into the account' : 'Teller withdrawal (admin): cash out of the account',
+          tags: ['accounts'],
+          params: IdParams,
+          body: TellerBody,
+          response: {
+            201: Type.Ref(Transaction),
+            ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'account_not_active', 'insufficient_funds'),
+          },
+        },
+      },
+      async (request, reply) => {
+        const amount = amountField('amount', request.body.amount);
+        const transaction = await withTransaction(database, (tx) =>
+          post(tx, actorOf(request), request.params.id, amount, request.body.description ?? null),
+        );
+        return reply.code(201).send(transaction);
+      },
+    );
+  }
+};

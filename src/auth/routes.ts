@@ -1,0 +1,59 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@sinclair/typebox';
+import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
+import { errorResponses } from '../http/schemas.js';
+import { FormLogin, JsonLogin, RegisterBody, TokenResponse, User } from './schemas.js';
+import type { AuthService } from './service.js';
+
+export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = async (app, { auth }) => {
+  app.post(
+    '/auth/login',
+    {
+      config: { access: 'public' },
+      schema: {
+        operationId: 'login',
+        summary: 'Log in with email and password (JSON, or the OAuth2 password form)',
+        tags: ['auth'],
+        body: { content: { 'application/json': { schema: JsonLogin }, 'application/x-www-form-urlencoded': { schema: FormLogin } } },
+        response: { 200: TokenResponse, ...errorResponses('validation_error', 'invalid_credentials', 'too_many_attempts') },
+      },
+    },
+    async (request) => {
+      const body = request.body as Static<typeof JsonLogin> | Static<typeof FormLogin>;
+      const email = 'email' in body ? body.email : body.username;
+      return auth.login(actorOf(request), email, body.password);
+    },
+  );
+
+  app.post(
+    '/auth/register',
+    {
+      config: { access: ['admin'] },
+      schema: {
+        operationId: 'registerUser',
+        summary: 'Register a user (admin); answers the new user and a token for it',
+        tags: ['auth'],
+        body: RegisterBody,
+        response: { 201: TokenResponse, ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'email_taken') },
+      },
+    },
+    async (request, reply) => {
+      const { name, email, password, role } = request.body;
+      return reply.code(201).send(await auth.register(actorOf(request), { name, email, password, role: role ?? 'customer' }));
+    },
+  );
+
+  app.get(
+    '/auth/me',
+    {
+      config: { access: ANY_ROLE },
+      schema: {
+        operationId: 'me',
+        summary: 'The authenticated user',
+        tags: ['auth'],
+        response: { 200: User, ...errorResponses('unauthorized') },
+      },
+    },
+    async (request) => auth.me(callerOf(request).id),
+  );
+};

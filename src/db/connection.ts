@@ -1,0 +1,100 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.js';
+import { PGliteSingleSessionPool } from './pglite-pool.js';
+
+const INT8_OID = 20;
+
+/** One dedicated connection, for session-level locks and multi-statement scripts (migrations). */
+export interface Session {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  script(sql: string): Promise<void>;
+}
+
+export interface DatabaseHandle {
+  engine: 'postgres' | 'pglite';
+  db: Kysely<Database>;
+  withSession<T>(fn: (session: Session) => Promise<T>): Promise<T>;
+  /** Runs fn so that a nested borrow of PGlite's only session fails instead of hanging (no-op on PostgreSQL). */
+  guard<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined;
+  /** Where PGlite keeps its files; `memory://` keeps them in memory (tests). */
+  dataDir: string;
+  poolSize?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPGlite(options.dataDir);
+}
+
+function openPostgres(connectionString: string, max: number): DatabaseHandle {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    // Fail fast while the database is away, so requests answer 503 instead of hanging.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    types: {
+      // BIGINT is money: parse it to bigint, never to a float.
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID ? (value: string) => BigInt(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client losing its server emits 'error' on the pool; without a listener that kills the process.
+  pool.on('error', () => {});
+  return {
+    engine: 'postgres',
+    db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+    async withSession(fn) {
+      const client = await pool.connect();
+      try {
+        return await fn({
+          query: async (sql, params) => (await client.query(sql, params)).rows,
+          script: async (sql) => void (await client.query(sql)),
+        });
+      } finally {
+        client.release();
+      }
+    },
+    guard: (fn) => fn(),
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
+  const inMemory = dataDir.startsWith('memory://');
+  if (!inMemory) mkdirSync(dataDir, { recursive: true });
+  const pglite = await PGlite.create({
+    dataDir: inMemory ? dataDir : join(dataDir, 'pglite'),
+    parsers: { [INT8_OID]: (value: string) => BigInt(value) },
+  });
+  const pool = new PGliteSingleSessionPool(pglite);
+  return {
+    engine: 'pglite',
+    db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+    async withSession(fn) {
+      const release = await pool.acquire();
+      try {
+        return await fn({
+          query: async (sql, params) => (await pglite.query(sql, params)).rows as never[],
+          script: async (sql) => void (await pglite.exec(sql)),
+        });
+      } finally {
+        release();
+      }
+    },
+    guard: (fn) => pool.track(fn),
+    async close() {
+      await pglite.close();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import type { ColumnType, Generated, Insertable, Kysely, Selectable, Transaction } from 'kysely';
+
+/** The database as Kysely sees it. BIGINT columns arrive as `bigint` on both engines (see connection.ts). */
+export interface Database {
+  users: UsersTable;
+  accounts: AccountsTable;
+  transactions: TransactionsTable;
+  journal_entries: JournalEntriesTable;
+  audit_log: AuditLogTable;
+}
+
+export type Role = 'customer' | 'admin' | 'auditor';
+export type AccountType = 'checking' | 'savings' | 'internal';
+export type AccountStatus = 'active' | 'frozen' | 'closed';
+export type SystemAccount = 'cash' | 'loan_fund';
+export type TransactionType = 'transfer' | 'deposit' | 'withdrawal' | 'loan_disbursement' | 'loan_repayment' | 'reversal';
+export type TransactionStatus = 'completed' | 'pending_review' | 'rejected';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface UsersTable {
+  id: Generated<string>;
+  name: string;
+  email: string;
+  password_hash: string;
+  role: Role;
+  is_active: Generated<boolean>;
+  created_at: Generated<Date>;
+  updated_at: Timestamp;
+}
+
+export interface AccountsTable {
+  id: Generated<string>;
+  account_number: string | null;
+  user_id: string | null;
+  system_code: SystemAccount | null;
+  type: AccountType;
+  currency: string;
+  balance: Generated<bigint>;
+  held: Generated<bigint>;
+  daily_limit: bigint | null;
+  status: Generated<AccountStatus>;
+  created_at: Generated<Date>;
+  updated_at: Timestamp;
+}
+
+export interface TransactionsTable {
+  id: Generated<string>;
+  type: TransactionType;
+  status: TransactionStatus;
+  amount: bigint;
+  currency: string;
+  from_account_id: string;
+  to_account_id: string;
+  description: string | null;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  review_reasons: Generated<string[]>;
+  reviewed_by: string | null;
+  reviewed_at: Date | null;
+  review_note: string | null;
+  reverses_id: string | null;
+}
+
+export interface JournalEntriesTable {
+  id: Generated<bigint>;
+  transaction_id: string;
+  account_id: string;
+  amount: bigint;
+  balance_after: bigint;
+  posted_at: Generated<Date>;
+}
+
+export interface AuditLogTable {
+  entry_no: Generated<bigint>;
+  id: Generated<string>;
+  at: Generated<Date>;
+  actor_id: string | null;
+  actor_role: Role | 'system' | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  ip: string | null;
+  request_id: string | null;
+  details: ColumnType<unknown, string, never>;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type AccountRow = Selectable<AccountsTable>;
+export type TransactionRow = Selectable<TransactionsTable>;
+export type NewTransaction = Insertable<TransactionsTable>;
+
+export type Db = Kysely<Database>;
+/** A handle inside a database transaction: what every service function takes first. */
+export type Tx = Transaction<Database>;

@@ -1,0 +1,34 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DatabaseHandle } from './connection.js';
+import type { Tx } from './schema.js';
+
+// SQLSTATEs after which the whole transaction may simply run again: serialization failure, deadlock.
+const RETRYABLE = new Set(['40001', '40P01']);
+const MAX_ATTEMPTS = 8;
+
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function isRetryable(error: unknown): boolean {
+  return RETRYABLE.has(sqlState(error) ?? '');
+}
+
+/**
+ * Runs fn in one database transaction (READ COMMITTED; rows that money depends on are locked with
+ * SELECT ... FOR UPDATE in id order) and runs it again, after a jittered exponential back-off, when the
+ * database aborts it as a deadlock victim or a serialization failure, as CockroachDB and YugabyteDB do
+ * routinely. fn must therefore have no side effects outside the transaction.
+ */
+export async function withTransaction<T>(database: DatabaseHandle, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await database.guard(() => database.db.transaction().execute(fn));
+    } catch (error) {
+      if (!isRetryable(error) || attempt >= MAX_ATTEMPTS) throw error;
+      const ceiling = Math.min(1_000, 5 * 2 ** attempt);
+      await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
+    }
+  }
+}

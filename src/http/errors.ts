@@ -1,0 +1,151 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sqlState } from '../db/transaction.js';
+
+/**
+ * The stable error codes of API.md and their HTTP statuses: the one place where the rules' errors meet
+ * HTTP. Services throw DomainError with a code; they know nothing of statuses.
+ */
+export const ERROR_STATUS = {
+  validation_error: 422,
+  bad_request: 400,
+  unauthorized: 401,
+  invalid_credentials: 401,
+  forbidden: 403,
+  not_found: 404,
+  user_not_found: 404,
+  account_not_found: 404,
+  method_not_allowed: 405,
+  email_taken: 409,
+  account_not_active: 409,
+  account_closed: 409,
+  balance_not_zero: 409,
+  not_pending: 409,
+  already_reversed: 409,
+  not_reversible: 409,
+  idempotency_in_progress: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  user_not_customer: 422,
+  insufficient_funds: 422,
+  daily_limit_exceeded: 422,
+  currency_mismatch: 422,
+  idempotency_key_reused: 422,
+  overpayment: 422,
+  too_many_attempts: 429,
+  rate_limited: 429,
+  internal_error: 500,
+  service_unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    detail: string,
+    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number } = {},
+  ) {
+    super(detail);
+    this.name = 'DomainError';
+  }
+}
+
+export function validationError(field: string, message: string): DomainError {
+  return new DomainError('validation_error', `${field} ${message}`, { errors: [{ field, message }] });
+}
+
+const TITLES: Partial<Record<ErrorCode, string>> = {
+  validation_error: 'Validation failed',
+  unauthorized: 'Authentication required',
+  forbidden: 'Forbidden',
+  internal_error: 'Internal server error',
+  service_unavailable: 'Service unavailable',
+};
+
+function titleOf(code: ErrorCode): string {
+  return TITLES[code] ?? code.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  errors?: FieldError[];
+}
+
+export function problem(code: ErrorCode, detail: string, errors?: FieldError[]): Problem {
+  return {
+    type: `https://errors.banking.example/${code.replace(/_/g, '-')}`,
+    title: titleOf(code),
+    status: ERROR_STATUS[code],
+    detail,
+    code,
+    ...(errors ? { errors } : {}),
+  };
+}
+
+export function sendProblem(reply: FastifyReply, body: Problem, retryAfterSeconds?: number): FastifyReply {
+  if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+  if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
+  return reply.code(body.status).type('application/problem+json').send(body);
+}
+
+/** AJV's instancePath ("/amount") and missingProperty become the field a client can show next to an input. */
+function fieldErrors(error: FastifyError): FieldError[] {
+  return (error.validation ?? []).map((issue) => {
+    const params = issue.params as Record<string, unknown>;
+    const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    const leaf = (params.missingProperty ?? params.additionalProperty) as string | undefined;
+    const field = [path, leaf].filter(Boolean).join('.') || (error.validationContext ?? 'body');
+    const message = params.additionalProperty ? 'is not an accepted field' : (issue.message ?? 'is invalid');
+    return { field, message };
+  });
+}
+
+// PostgreSQL and driver failures that mean "the database is not there right now".
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300']);
+const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = sqlState(error);
+  if (code && (UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return true;
+  const message = (error as Error | null)?.message ?? '';
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(message);
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof DomainError) {
+      return sendProblem(reply, problem(error.code, error.message, error.extra.errors), error.extra.retryAfterSeconds);
+    }
+    if (error.validation) {
+      const errors = fieldErrors(error);
+      const context = error.validationContext ?? 'request';
+      return sendProblem(reply, problem('validation_error', `The ${context} is not valid`, errors));
+    }
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error }, 'database unavailable');
+      return sendProblem(reply.header('retry-after', '1'), problem('service_unavailable', 'The database is not reachable; try again shortly'));
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      // Fastify's own client errors: malformed JSON, body too large, unsupported media type, ...
+      const code: ErrorCode =
+        status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 429 ? 'rate_limited' : 'bad_request';
+      return sendProblem(reply, { ...problem(code, error.message), status });
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return sendProblem(reply, problem('internal_error', `Something went wrong; quote request id ${request.id} when reporting it`));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem('not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}

@@ -1,0 +1,54 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import { validationError } from './errors.js';
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+
+export const PageQuery = {
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE, description: 'Page size, 1 to 100' })),
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'next_cursor of the previous page' })),
+};
+
+export function pageOf<T extends TSchema>(item: T) {
+  return Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+/**
+ * Keyset cursors: the sort key of the last row of a page (a timestamp and a unique id), opaque to
+ * clients. Unlike OFFSET, a keyset never skips or repeats a row when rows are inserted between pages.
+ */
+export interface Keyset {
+  at: Date;
+  id: string;
+}
+
+export function encodeCursor(key: Keyset): string {
+  return Buffer.from(JSON.stringify([key.at.toISOString(), key.id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined): Keyset | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    const date = new Date(at as string);
+    if (typeof at === 'string' && typeof id === 'string' && !Number.isNaN(date.getTime()) && /^[0-9a-f-]{36}$/.test(id)) {
+      return { at: date, id };
+    }
+  } catch {
+    // falls through to the validation error
+  }
+  throw validationError('cursor', 'is not a cursor this service issued');
+}
+
+/** Turns limit+1 fetched rows into a page: the extra row only tells that another page exists. */
+export function toPage<R, T>(rows: R[], limit: number, keyOf: (row: R) => Keyset, view: (row: R) => T): Page<T> {
+  const hasMore = rows.length > limit;
+  const pageRows = hasMore ? rows.slice(0, limit) : rows;
+  const last = pageRows.at(-1);
+  return { items: pageRows.map(view), next_cursor: hasMore && last ? encodeCursor(keyOf(last)) : null };
+}

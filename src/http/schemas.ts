@@ -1,0 +1,64 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import { isValidAccountNumber } from '../accounts/account-number.js';
+import { InvalidAmountError, parseAmount } from '../money.js';
+import { ERROR_STATUS, validationError, type ErrorCode } from './errors.js';
+
+export const Uuid = Type.String({ format: 'uuid', description: 'An opaque id (UUID)' });
+export const IdParams = Type.Object({ id: Uuid });
+
+export const AccountNumber = Type.String({
+  pattern: '^[0-9]{10}$',
+  description: 'Ten digits, the last a Luhn check digit',
+  examples: ['4532015112'],
+});
+
+export const AmountInput = Type.Union([Type.String({ maxLength: 32 }), Type.Number()], {
+  description: 'A positive amount with at most two decimals, as a string ("12.50") or a JSON number; at most 999999999999.99',
+  examples: ['100.00'],
+});
+
+export const Money = Type.String({ pattern: '^-?[0-9]+\\.[0-9]{2}$', description: 'A decimal amount with two fraction digits', examples: ['5000.00'] });
+export const Timestamp = Type.String({ format: 'date-time' });
+export const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 currency code', examples: ['USD'] });
+export const Description = Type.String({ maxLength: 500 });
+
+/** Turns a request amount into minor units, or a 422 naming the field. */
+export function amountField(field: string, value: unknown): bigint {
+  try {
+    return parseAmount(value);
+  } catch (error) {
+    if (error instanceof InvalidAmountError) throw validationError(field, error.message);
+    throw error;
+  }
+}
+
+export function accountNumberField(field: string, value: string): string {
+  if (!isValidAccountNumber(value)) throw validationError(field, 'is not a valid account number (Luhn check digit)');
+  return value;
+}
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'A stable machine-readable error code' }),
+    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' },
+);
+
+const ProblemRef = Type.Unsafe<Record<string, unknown>>({ $ref: 'Problem#' });
+
+/** Response schemas for the error statuses a route can answer, each described by its codes. */
+export function errorResponses(...codes: ErrorCode[]): Record<number, TSchema> {
+  const byStatus = new Map<number, string[]>();
+  for (const code of codes) {
+    const status = ERROR_STATUS[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return Object.fromEntries(
+    [...byStatus].map(([status, list]) => [status, { ...ProblemRef, description: `Problem: ${[...new Set(list)].join(', ')}` }]),
+  );
+}

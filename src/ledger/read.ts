@@ -1,0 +1,72 @@
+import type { TransactionStatus, TransactionType, Tx } from '../db/schema.js';
+import { formatAmount } from '../money.js';
+
+/** The wire shape of a transaction (API.md). Internal accounts show as null: the bank's own side. */
+export interface TransactionView {
+  id: string;
+  type: TransactionType;
+  status: TransactionStatus;
+  amount: string;
+  currency: string;
+  from_account: string | null;
+  to_account: string | null;
+  description: string | null;
+  created_by: string | null;
+  created_at: string;
+  review_reasons: string[];
+  reviewed_by: string | null;
+  reviewed_at: string | null;
+  review_note: string | null;
+}
+
+/** Transactions with their accounts' numbers and owners, for views and visibility checks. */
+export function selectTransactions(tx: Tx) {
+  return tx
+    .selectFrom('transactions as t')
+    .innerJoin('accounts as f', 'f.id', 't.from_account_id')
+    .innerJoin('accounts as d', 'd.id', 't.to_account_id')
+    .select([
+      't.id',
+      't.type',
+      't.status',
+      't.amount',
+      't.currency',
+      't.description',
+      't.created_by',
+      't.created_at',
+      't.review_reasons',
+      't.reviewed_by',
+      't.reviewed_at',
+      't.review_note',
+      'f.account_number as from_account',
+      'd.account_number as to_account',
+      'f.user_id as from_user_id',
+      'd.user_id as to_user_id',
+    ]);
+}
+
+type TransactionQuery = ReturnType<typeof selectTransactions>;
+export type TransactionRecord = Awaited<ReturnType<TransactionQuery['executeTakeFirstOrThrow']>>;
+
+export function toTransactionView(row: TransactionRecord): TransactionView {
+  return {
+    id: row.id,
+    type: row.type,
+    status: row.status,
+    amount: formatAmount(row.amount),
+    currency: row.currency,
+    from_account: row.from_account,
+    to_account: row.to_account,
+    description: row.description,
+    created_by: row.created_by,
+    created_at: row.created_at.toISOString(),
+    review_reasons: row.review_reasons,
+    reviewed_by: row.reviewed_by,
+    reviewed_at: row.reviewed_at?.toISOString() ?? null,
+    review_note: row.review_note,
+  };
+}
+
+export async function readTransaction(tx: Tx, id: string): Promise<TransactionView> {
+  return toTransactionView(await selectTransactions(tx).where('t.id', '=', id).executeTakeFirstOrThrow());
+}

@@ -1,0 +1,53 @@
+/**
+ * Money is an integer number of minor units (cents) held in a `bigint`, from the request's edge to the
+ * database's BIGINT column and back. Floating point never holds an amount.
+ *
+ * The one rounding rule of the service is ROUND HALF UP on a non-negative quotient (half a cent goes
+ * up): `divideRoundHalfUp`. Parsing never rounds: an amount with more than two fraction digits is refused.
+ */
+
+export const MAX_AMOUNT = 99_999_999_999_999n; // 999999999999.99, API.md's ceiling
+
+const AMOUNT_GRAMMAR = /^(\d{1,12})(?:\.(\d{1,2}))?$/;
+
+export class InvalidAmountError extends Error {}
+
+/**
+ * Parses a request amount: a decimal string (`"12.5"`, `"12.50"`) or a JSON number whose shortest
+ * decimal text (what `String(n)` prints, the ECMAScript round-trip form) matches the same grammar.
+ * Zero, negative, exponent notation, more than two fraction digits, blanks and values above
+ * MAX_AMOUNT are refused.
+ */
+export function parseAmount(input: unknown): bigint {
+  let text: string;
+  if (typeof input === 'string') {
+    text = input;
+  } else if (typeof input === 'number' && Number.isFinite(input)) {
+    text = String(input);
+  } else {
+    throw new InvalidAmountError('must be a decimal string or number');
+  }
+  const match = AMOUNT_GRAMMAR.exec(text);
+  if (!match) {
+    throw new InvalidAmountError('must be a positive amount with at most two decimal places, like "12.50"');
+  }
+  const units = BigInt(match[1]!) * 100n + BigInt((match[2] ?? '').padEnd(2, '0'));
+  if (units === 0n) throw new InvalidAmountError('must be greater than zero');
+  if (units > MAX_AMOUNT) throw new InvalidAmountError('must not exceed 999999999999.99');
+  return units;
+}
+
+/** The inverse of parseAmount, for any sign: 1250n -> "12.50", -5n -> "-0.05". */
+export function formatAmount(units: bigint): string {
+  const sign = units < 0n ? '-' : '';
+  const magnitude = units < 0n ? -units : units;
+  const whole = magnitude / 100n;
+  const cents = (magnitude % 100n).toString().padStart(2, '0');
+  return `${sign}${whole}.${cents}`;
+}
+
+/** numerator / denominator rounded half up; both must be non-negative (money is never split below zero). */
+export function divideRoundHalfUp(numerator: bigint, denominator: bigint): bigint {
+  if (numerator < 0n || denominator <= 0n) throw new RangeError('divideRoundHalfUp takes a non-negative numerator and a positive denominator');
+  return (numerator * 2n + denominator) / (denominator * 2n);
+}

@@ -1,0 +1,43 @@
+import closeWithGrace from 'close-with-grace';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/connection.js';
+import { migrate } from './db/migrate.js';
+
+/** Entry point: configuration, migrations, the first admin, then listen until SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`Invalid configuration: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  await migrate(database);
+  const app = await buildApp({ config, database });
+
+  const admin = await app.auth.bootstrapAdmin(config.adminEmail, config.adminPassword);
+  if (admin?.generatedPassword) {
+    // Printed once, on its own plain line, so a newcomer can copy it; only its bcrypt hash is kept.
+    console.log(`admin: ${admin.email} password: ${admin.generatedPassword}`);
+  } else if (admin) {
+    app.log.info({ email: admin.email }, 'created the first admin from ADMIN_EMAIL');
+  }
+
+  // SIGTERM: stop accepting connections, let requests in flight finish, close the pool, exit.
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'shutting down after an error');
+    else app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await database.close();
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+}
+
+await main();

@@ -1,0 +1,91 @@
+import { sql } from 'kysely';
+import { record, type Actor } from '../audit/record.js';
+import type { AuthenticatedUser } from '../auth/service.js';
+import type { Tx } from '../db/schema.js';
+import { DomainError, validationError } from '../http/errors.js';
+import { describeShortfall, lockAccounts, movement, postTransaction } from '../ledger/post.js';
+import { readTransaction, selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
+import { formatAmount } from '../money.js';
+
+export interface TransferInput {
+  fromAccount: string;
+  toAccount: string;
+  amount: bigint;
+  description: string | null;
+}
+
+/** The sum of an account's transfers of the current UTC business day that count against its daily limit. */
+async function sentToday(tx: Tx, accountId: string): Promise<bigint> {
+  const row = await tx
+    .selectFrom('transactions')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<bigint>('amount'), sql<bigint>`0::bigint`).as('total'))
+    .where('from_account_id', '=', accountId)
+    .where('type', '=', 'transfer')
+    .where('status', 'in', ['completed', 'pending_review'])
+    .where('created_at', '>=', sql<Date>`date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`)
+    .executeTakeFirstOrThrow();
+  return BigInt(row.total);
+}
+
+/**
+ * Moves money between two customer accounts in one database transaction. Both accounts are locked (in
+ * id order) before anything is checked, so the balance and daily-limit checks see every earlier
+ * transfer from the same account and no concurrent one can slip past them.
+ */
+export async function transfer(tx: Tx, actor: Actor & { id: string }, input: TransferInput): Promise<TransactionView> {
+  if (input.fromAccount === input.toAccount) throw validationError('to_account', 'must differ from from_account');
+  const found = await tx
+    .selectFrom('accounts')
+    .select(['id', 'account_number', 'user_id'])
+    .where('account_number', 'in', [input.fromAccount, input.toAccount])
+    .execute();
+  const from = found.find((account) => account.account_number === input.fromAccount);
+  const to = found.find((account) => account.account_number === input.toAccount);
+  if (!from || from.user_id !== actor.id) throw new DomainError('account_not_found', `No account ${input.fromAccount} of yours`);
+  if (!to) throw new DomainError('account_not_found', `No account ${input.toAccount}`);
+
+  const locked = await lockAccounts(tx, [from.id, to.id]);
+  const sender = locked.get(from.id)!;
+  const receiver = locked.get(to.id)!;
+  for (const account of [sender, receiver]) {
+    if (account.status !== 'active') throw new DomainError('account_not_active', `Account ${account.account_number} is ${account.status}`);
+  }
+  if (sender.currency !== receiver.currency) {
+    throw new DomainError('currency_mismatch', `Cannot move ${sender.currency} into a ${receiver.currency} account`);
+  }
+  const available = sender.balance - sender.held;
+  if (available < input.amount) throw new DomainError('insufficient_funds', describeShortfall(available, input.amount));
+  const alreadySent = await sentToday(tx, sender.id);
+  if (alreadySent + input.amount > sender.daily_limit!) {
+    throw new DomainError(
+      'daily_limit_exceeded',
+      `Daily limit ${formatAmount(sender.daily_limit!)}; already sent today ${formatAmount(alreadySent)}`,
+    );
+  }
+
+  const transaction = await postTransaction(tx, {
+    type: 'transfer',
+    amount: input.amount,
+    currency: sender.currency,
+    fromAccountId: sender.id,
+    toAccountId: receiver.id,
+    description: input.description,
+    createdBy: actor.id,
+    entries: movement(sender.id, receiver.id, input.amount),
+  });
+  await record(tx, actor, {
+    action: 'transfer.created',
+    targetType: 'transaction',
+    targetId: transaction.id,
+    details: { from_account: sender.account_number, to_account: receiver.account_number, amount: formatAmount(input.amount), currency: sender.currency },
+  });
+  return readTransaction(tx, transaction.id);
+}
+
+/** A customer sees transactions that touch its own accounts; staff see all. Anything else is not found. */
+export async function getVisibleTransaction(tx: Tx, caller: AuthenticatedUser, id: string): Promise<TransactionView> {
+  const row = await selectTransactions(tx).where('t.id', '=', id).executeTakeFirst();
+  const visible = row && (caller.role !== 'customer' || row.from_user_id === caller.id || row.to_user_id === caller.id);
+  if (!visible) throw new DomainError('not_found', 'No such transaction');
+  return toTransactionView(row);
+}
