@@ -14,6 +14,7 @@ import { registerErrorHandling } from './http/errors.js';
 import { fastifyOptions, validatorCompiler } from './http/fastify-options.js';
 import { operationRoutes } from './http/operations.js';
 import { transferRoutes } from './transfers/routes.js';
+import { ledgerRoutes } from './ledger/routes.js';
 import { Account } from './accounts/schemas.js';
 import { User } from './auth/schemas.js';
 import { Problem } from './http/schemas.js';
@@ -64,6 +65,7 @@ export async function buildApp({ config, database, logger }: AppDependencies): P
   await app.register(authRoutes, { auth });
   await app.register(accountRoutes, { config, database });
   await app.register(transferRoutes, { database });
+  await app.register(ledgerRoutes, { database });
   await app.ready();
   return app;
 }

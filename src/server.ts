@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/connection.js';
 import { migrate } from './db/migrate.js';
+import { schedulePurge } from './http/idempotency.js';
 
 /** Entry point: configuration, migrations, the first admin, then listen until SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -29,10 +30,13 @@ async function main(): Promise<void> {
     app.log.info({ email: admin.email }, 'created the first admin from ADMIN_EMAIL');
   }
 
+  const stopPurge = schedulePurge(database.db, (err) => app.log.warn({ err }, 'idempotency key purge failed'));
+
   // SIGTERM: stop accepting connections, let requests in flight finish, close the pool, exit.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
+    stopPurge();
     await app.close();
     await database.close();
   });

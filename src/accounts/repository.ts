@@ -29,8 +29,8 @@ export async function insertAccount(
   }
 }
 
-export function listCustomerAccounts(tx: Tx, filter: { userId?: string; after?: Keyset; limit: number }): Promise<AccountRow[]> {
-  let query = tx.selectFrom('accounts').selectAll().where('type', '<>', 'internal');
+export function listCustomerAccounts(db: Db, filter: { userId?: string; after?: Keyset; limit: number }): Promise<AccountRow[]> {
+  let query = db.selectFrom('accounts').selectAll().where('type', '<>', 'internal');
   if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
   if (filter.after) {
     const { at, id } = filter.after;

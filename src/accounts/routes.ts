@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import { withTransaction } from '../db/transaction.js';
+import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
 import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
 import { amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
@@ -54,9 +55,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database
     },
     async (request) => {
       const { user_id, limit, cursor } = request.query;
-      return withTransaction(database, (tx) =>
-        listAccounts(tx, callerOf(request), { limit: limit ?? 20, ...(user_id ? { userId: user_id } : {}), ...(cursor ? { cursor } : {}) }),
-      );
+      return listAccounts(database.db, callerOf(request), { limit: limit ?? 20, ...(user_id ? { userId: user_id } : {}), ...(cursor ? { cursor } : {}) });
     },
   );
 
@@ -72,7 +71,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database
         response: { 200: Type.Ref(Account), ...errorResponses('validation_error', 'unauthorized', 'not_found') },
       },
     },
-    async (request) => toAccountView(await withTransaction(database, (tx) => getVisibleAccount(tx, callerOf(request), request.params.id))),
+    async (request) => toAccountView(await getVisibleAccount(database.db, callerOf(request), request.params.id)),
   );
 
   for (const [operation, post] of [
@@ -88,19 +87,17 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database
           summary: operation === 'deposit' ? 'Teller deposit (admin): cash into the account' : 'Teller withdrawal (admin): cash out of the account',
           tags: ['accounts'],
           params: IdParams,
+          headers: IdempotencyHeaders,
           body: TellerBody,
           response: {
             201: Type.Ref(Transaction),
-            ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'account_not_active', 'insufficient_funds'),
+            ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'account_not_active', 'insufficient_funds', 'idempotency_key_reused', 'idempotency_in_progress'),
           },
         },
       },
       async (request, reply) => {
         const amount = amountField('amount', request.body.amount);
-        const transaction = await withTransaction(database, (tx) =>
-          post(tx, actorOf(request), request.params.id, amount, request.body.description ?? null),
-        );
-        return reply.code(201).send(transaction);
+        return runIdempotent(database, request, reply, 201, (tx) => post(tx, actorOf(request), request.params.id, amount, request.body.description ?? null));
       },
     );
   }

@@ -1,6 +1,6 @@
 import { record, type Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
-import type { AccountRow, AccountType, Tx } from '../db/schema.js';
+import type { AccountRow, AccountType, Db, Tx } from '../db/schema.js';
 import { DomainError } from '../http/errors.js';
 import { decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { describeShortfall, internalAccount, lockAccounts, movement, postTransaction } from '../ledger/post.js';
@@ -42,8 +42,8 @@ export function canSee(caller: AuthenticatedUser, account: AccountRow): boolean 
   return caller.role !== 'customer' || account.user_id === caller.id;
 }
 
-export async function getVisibleAccount(tx: Tx, caller: AuthenticatedUser, id: string): Promise<AccountRow> {
-  const account = await findCustomerAccount(tx, id);
+export async function getVisibleAccount(db: Db, caller: AuthenticatedUser, id: string): Promise<AccountRow> {
+  const account = await findCustomerAccount(db, id);
   if (!account || !canSee(caller, account)) throw new DomainError('not_found', 'No such account');
   return account;
 }
@@ -72,12 +72,12 @@ export async function openAccount(tx: Tx, actor: Actor, input: OpenAccountInput)
 }
 
 export async function listAccounts(
-  tx: Tx,
+  db: Db,
   caller: AuthenticatedUser,
   query: { userId?: string; limit: number; cursor?: string },
 ): Promise<Page<AccountView>> {
   const userId = caller.role === 'customer' ? caller.id : query.userId;
-  const rows = await listCustomerAccounts(tx, { limit: query.limit, after: decodeCursor(query.cursor), ...(userId ? { userId } : {}) });
+  const rows = await listCustomerAccounts(db, { limit: query.limit, after: decodeCursor(query.cursor), ...(userId ? { userId } : {}) });
   return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), toAccountView);
 }
 

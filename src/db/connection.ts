@@ -40,6 +40,10 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
     max,
     // Fail fast while the database is away, so requests answer 503 instead of hanging.
     connectionTimeoutMillis: 5_000,
+    // Bounds every wait for a row lock (a hot account, a repeat of an idempotent request in flight).
+    lock_timeout: 5_000,
+    // A transaction left open by a crashed request must not hold its locks for ever.
+    idle_in_transaction_session_timeout: 60_000,
     idleTimeoutMillis: 30_000,
     types: {
       // BIGINT is money: parse it to bigint, never to a float.

@@ -7,6 +7,7 @@ export interface Database {
   transactions: TransactionsTable;
   journal_entries: JournalEntriesTable;
   audit_log: AuditLogTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export type Role = 'customer' | 'admin' | 'auditor';
@@ -83,6 +84,16 @@ export interface AuditLogTable {
   ip: string | null;
   request_id: string | null;
   details: ColumnType<unknown, string, never>;
+}
+
+export interface IdempotencyKeysTable {
+  user_id: string;
+  endpoint: string;
+  key: string;
+  fingerprint: string;
+  status_code: number | null;
+  response: ColumnType<unknown, string | null, string>;
+  created_at: Generated<Date>;
 }
 
 export type UserRow = Selectable<UsersTable>;

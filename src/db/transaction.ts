@@ -21,10 +21,17 @@ export function isRetryable(error: unknown): boolean {
  * database aborts it as a deadlock victim or a serialization failure, as CockroachDB and YugabyteDB do
  * routinely. fn must therefore have no side effects outside the transaction.
  */
-export async function withTransaction<T>(database: DatabaseHandle, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export interface TransactionOptions {
+  /** A consistent snapshot for a multi-statement read (reconciliation, statements). */
+  snapshot?: boolean;
+}
+
+export async function withTransaction<T>(database: DatabaseHandle, fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await database.guard(() => database.db.transaction().execute(fn));
+      const builder = database.db.transaction();
+      const transaction = options.snapshot ? builder.setIsolationLevel('repeatable read').setAccessMode('read only') : builder;
+      return await database.guard(() => transaction.execute(fn));
     } catch (error) {
       if (!isRetryable(error) || attempt >= MAX_ATTEMPTS) throw error;
       const ceiling = Math.min(1_000, 5 * 2 ** attempt);

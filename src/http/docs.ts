@@ -52,6 +52,7 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
         { name: 'auth', description: 'Login, tokens and registration' },
         { name: 'accounts', description: 'Accounts and teller operations' },
         { name: 'transactions', description: 'Transfers and the transaction record' },
+        { name: 'reports', description: 'Reconciliation and audit reports' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
     },

@@ -110,7 +110,8 @@ function fieldErrors(error: FastifyError): FieldError[] {
 }
 
 // PostgreSQL and driver failures that mean "the database is not there right now".
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300']);
+// 55P03: a lock wait ran past lock_timeout; 57014: a statement was cancelled: both mean "busy, retry".
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300', '55P03', '57014']);
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 
 export function isDatabaseUnavailable(error: unknown): boolean {

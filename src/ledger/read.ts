@@ -1,4 +1,4 @@
-import type { TransactionStatus, TransactionType, Tx } from '../db/schema.js';
+import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { formatAmount } from '../money.js';
 
 /** The wire shape of a transaction (API.md). Internal accounts show as null: the bank's own side. */
@@ -20,8 +20,8 @@ export interface TransactionView {
 }
 
 /** Transactions with their accounts' numbers and owners, for views and visibility checks. */
-export function selectTransactions(tx: Tx) {
-  return tx
+export function selectTransactions(db: Db) {
+  return db
     .selectFrom('transactions as t')
     .innerJoin('accounts as f', 'f.id', 't.from_account_id')
     .innerJoin('accounts as d', 'd.id', 't.to_account_id')

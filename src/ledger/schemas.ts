@@ -3,11 +3,21 @@ import { Currency, Money, Timestamp, Uuid } from '../http/schemas.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
+export const TransactionType = Type.Union([
+  Type.Literal('transfer'),
+  Type.Literal('deposit'),
+  Type.Literal('withdrawal'),
+  Type.Literal('loan_disbursement'),
+  Type.Literal('loan_repayment'),
+  Type.Literal('reversal'),
+]);
+export const TransactionStatus = Type.Union([Type.Literal('completed'), Type.Literal('pending_review'), Type.Literal('rejected')]);
+
 export const Transaction = Type.Object(
   {
     id: Uuid,
-    type: Type.Union(['transfer', 'deposit', 'withdrawal', 'loan_disbursement', 'loan_repayment', 'reversal'].map((t) => Type.Literal(t))),
-    status: Type.Union(['completed', 'pending_review', 'rejected'].map((s) => Type.Literal(s))),
+    type: TransactionType,
+    status: TransactionStatus,
     amount: Money,
     currency: Currency,
     from_account: Nullable(Type.String({ description: 'Account number; null for the bank’s own side' })),

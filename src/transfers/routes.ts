@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { DatabaseHandle } from '../db/connection.js';
-import { withTransaction } from '../db/transaction.js';
 import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
+import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
 import { accountNumberField, amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
-import { TransferBody, TransferResult } from './schemas.js';
-import { getVisibleTransaction, transfer } from './service.js';
+import { ListTransactionsQuery, TransactionPage, TransferBody, TransferResult } from './schemas.js';
+import { getVisibleTransaction, listTransactions, transfer } from './service.js';
 
 export const transferRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandle }> = async (app, { database }) => {
   app.post(
@@ -17,6 +17,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandl
         operationId: 'transfer',
         summary: 'Transfer money from one of your accounts to another account',
         tags: ['transactions'],
+        headers: IdempotencyHeaders,
         body: TransferBody,
         response: {
           201: TransferResult,
@@ -29,6 +30,8 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandl
             'insufficient_funds',
             'daily_limit_exceeded',
             'currency_mismatch',
+            'idempotency_key_reused',
+            'idempotency_in_progress',
           ),
         },
       },
@@ -41,8 +44,36 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandl
         amount: amountField('amount', request.body.amount),
         description: request.body.description ?? null,
       };
-      const transaction = await withTransaction(database, (tx) => transfer(tx, { ...actorOf(request), id: caller.id }, input));
-      return reply.code(201).send({ ...transaction, transaction_id: transaction.id });
+      return runIdempotent(database, request, reply, 201, async (tx) => {
+        const transaction = await transfer(tx, { ...actorOf(request), id: caller.id }, input);
+        return { ...transaction, transaction_id: transaction.id };
+      });
+    },
+  );
+
+  app.get(
+    '/transactions/',
+    {
+      config: { access: ANY_ROLE },
+      schema: {
+        operationId: 'listTransactions',
+        summary: 'List transactions, newest first: a customer those touching its accounts, staff all',
+        tags: ['transactions'],
+        querystring: ListTransactionsQuery,
+        response: { 200: TransactionPage, ...errorResponses('validation_error', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request) => {
+      const { account_id, status, type, from, to, limit, cursor } = request.query;
+      return listTransactions(database.db, callerOf(request), {
+        limit: limit ?? 20,
+        ...(account_id ? { accountId: account_id } : {}),
+        ...(status ? { status } : {}),
+        ...(type ? { type } : {}),
+        ...(from ? { from } : {}),
+        ...(to ? { to } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
     },
   );
 
@@ -58,6 +89,6 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandl
         response: { 200: Type.Ref(Transaction), ...errorResponses('validation_error', 'unauthorized', 'not_found') },
       },
     },
-    async (request) => withTransaction(database, (tx) => getVisibleTransaction(tx, callerOf(request), request.params.id)),
+    async (request) => getVisibleTransaction(database.db, callerOf(request), request.params.id),
   );
 };

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
+import { PageQuery, pageOf } from '../http/pagination.js';
 import { AccountNumber, AmountInput, Description, Uuid } from '../http/schemas.js';
-import { Transaction } from '../ledger/schemas.js';
+import { Transaction, TransactionStatus, TransactionType } from '../ledger/schemas.js';
 
 export const TransferBody = Type.Object(
   {
@@ -14,3 +15,19 @@ export const TransferBody = Type.Object(
 
 /** A transfer's answer: the Transaction, plus `transaction_id` (equal to `id`) for the seed's clients. */
 export const TransferResult = Type.Intersect([Type.Ref(Transaction), Type.Object({ transaction_id: Uuid })]);
+
+const Day = Type.String({ format: 'date', description: 'YYYY-MM-DD, UTC, inclusive' });
+
+export const ListTransactionsQuery = Type.Object(
+  {
+    account_id: Type.Optional(Uuid),
+    status: Type.Optional(TransactionStatus),
+    type: Type.Optional(TransactionType),
+    from: Type.Optional(Day),
+    to: Type.Optional(Day),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
+
+export const TransactionPage = pageOf(Type.Ref(Transaction));

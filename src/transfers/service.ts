@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { record, type Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
-import type { Tx } from '../db/schema.js';
+import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
+import { decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError } from '../http/errors.js';
 import { describeShortfall, lockAccounts, movement, postTransaction } from '../ledger/post.js';
 import { readTransaction, selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
@@ -83,9 +84,50 @@ export async function transfer(tx: Tx, actor: Actor & { id: string }, input: Tra
 }
 
 /** A customer sees transactions that touch its own accounts; staff see all. Anything else is not found. */
-export async function getVisibleTransaction(tx: Tx, caller: AuthenticatedUser, id: string): Promise<TransactionView> {
-  const row = await selectTransactions(tx).where('t.id', '=', id).executeTakeFirst();
+export async function getVisibleTransaction(db: Db, caller: AuthenticatedUser, id: string): Promise<TransactionView> {
+  const row = await selectTransactions(db).where('t.id', '=', id).executeTakeFirst();
   const visible = row && (caller.role !== 'customer' || row.from_user_id === caller.id || row.to_user_id === caller.id);
   if (!visible) throw new DomainError('not_found', 'No such transaction');
   return toTransactionView(row);
+}
+
+export interface TransactionFilter {
+  accountId?: string;
+  status?: TransactionStatus;
+  type?: TransactionType;
+  /** Inclusive UTC dates, YYYY-MM-DD. */
+  from?: string;
+  to?: string;
+  limit: number;
+  cursor?: string;
+}
+
+/**
+ * Newest first, by keyset (created_at, id): a page never repeats or skips a row that existed when the
+ * listing began, however many transfers are inserted meanwhile (they sort before the cursor).
+ */
+export async function listTransactions(db: Db, caller: AuthenticatedUser, filter: TransactionFilter): Promise<Page<TransactionView>> {
+  if (filter.from && filter.to && filter.from > filter.to) throw validationError('from', 'must not be after to');
+  let query = selectTransactions(db);
+  if (filter.accountId !== undefined) {
+    const account = await db.selectFrom('accounts').select(['id', 'user_id']).where('id', '=', filter.accountId).executeTakeFirst();
+    if (!account || account.user_id === null || (caller.role === 'customer' && account.user_id !== caller.id)) {
+      throw new DomainError('not_found', 'No such account');
+    }
+    const accountId = filter.accountId;
+    query = query.where((eb) => eb.or([eb('t.from_account_id', '=', accountId), eb('t.to_account_id', '=', accountId)]));
+  }
+  if (caller.role === 'customer') {
+    query = query.where((eb) => eb.or([eb('f.user_id', '=', caller.id), eb('d.user_id', '=', caller.id)]));
+  }
+  if (filter.status) query = query.where('t.status', '=', filter.status);
+  if (filter.type) query = query.where('t.type', '=', filter.type);
+  if (filter.from) query = query.where('t.created_at', '>=', sql<Date>`${filter.from}::date::timestamp AT TIME ZONE 'UTC'`);
+  if (filter.to) query = query.where('t.created_at', '<', sql<Date>`(${filter.to}::date + 1)::timestamp AT TIME ZONE 'UTC'`);
+  const after = decodeCursor(filter.cursor);
+  if (after) {
+    query = query.where((eb) => eb.or([eb('t.created_at', '<', after.at), eb.and([eb('t.created_at', '=', after.at), eb('t.id', '<', after.id)])]));
+  }
+  const rows = await query.orderBy('t.created_at', 'desc').orderBy('t.id', 'desc').limit(filter.limit + 1).execute();
+  return toPage(rows, filter.limit, (row) => ({ at: row.created_at, id: row.id }), toTransactionView);
 }
