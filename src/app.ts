@@ -1,7 +1,13 @@
+import cors from '@fastify/cors';
 import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
 import { accountRoutes } from './accounts/routes.js';
+import { Account } from './accounts/schemas.js';
+import { DatabaseLoginThrottle, RedisLoginThrottle } from './auth/lockout.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { authRoutes } from './auth/routes.js';
 import { AuthService } from './auth/service.js';
@@ -9,20 +15,22 @@ import { TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connection.js';
 import { registerAccessControl, type Access } from './http/access.js';
-import { registerDocs, SECURITY } from './http/docs.js';
+import { CONTENT_SECURITY_POLICY, registerDocs, SECURITY } from './http/docs.js';
 import { registerErrorHandling } from './http/errors.js';
 import { fastifyOptions, validatorCompiler } from './http/fastify-options.js';
 import { operationRoutes } from './http/operations.js';
-import { transferRoutes } from './transfers/routes.js';
-import { ledgerRoutes } from './ledger/routes.js';
-import { Account } from './accounts/schemas.js';
-import { User } from './auth/schemas.js';
 import { Problem } from './http/schemas.js';
+import { ledgerRoutes } from './ledger/routes.js';
 import { Transaction } from './ledger/schemas.js';
+import { transferRoutes } from './transfers/routes.js';
+import { userRoutes } from './users/routes.js';
+import { User } from './users/schemas.js';
 
 export interface AppDependencies {
   config: Config;
   database: DatabaseHandle;
+  /** Shared counters (rate limits, lockout) when several instances run; the database holds them otherwise. */
+  redis?: Redis;
   /** Fastify's logger option; tests pass false. */
   logger?: FastifyServerOptions['logger'];
 }
@@ -34,11 +42,18 @@ declare module 'fastify' {
 }
 
 /** Builds the whole service on a migrated database. It never listens: server.ts and the tests do that. */
-export async function buildApp({ config, database, logger }: AppDependencies): Promise<FastifyInstance> {
+export async function buildApp({ config, database, redis, logger }: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify(fastifyOptions(config, logger)).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
 
-  const auth = new AuthService(database, new PasswordHasher(config.bcryptCost), new TokenService(config.jwtSecret, config.jwtAlgorithm, config.jwtExpirationSeconds));
+  const lockoutPolicy = { maxFailures: config.loginMaxFailures, lockoutSeconds: config.loginLockoutMinutes * 60 };
+  const auth = new AuthService(
+    database,
+    new PasswordHasher(config.bcryptCost),
+    new TokenService(config.jwtSecret, config.jwtAlgorithm, config.jwtExpirationSeconds),
+    redis ? new RedisLoginThrottle(redis, lockoutPolicy) : new DatabaseLoginThrottle(database.db, lockoutPolicy),
+    config.refreshExpirationSeconds,
+  );
   app.decorate('auth', auth);
 
   registerErrorHandling(app);
@@ -57,14 +72,22 @@ export async function buildApp({ config, database, logger }: AppDependencies): P
     if (request.body === undefined && request.routeOptions.schema?.body) request.body = {};
   });
 
+  await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY }, hsts: config.isProduction });
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, { origin: config.corsOrigins, exposedHeaders: ['x-request-id', 'retry-after', 'idempotent-replayed'] });
+  }
+  // Per route (transfers); counted in Redis when configured, so all instances share one budget per user.
+  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: 'rate-limit:' } : {}) });
+
   // Shared wire shapes, referenced by $id from the routes and listed once in the OpenAPI components.
   for (const schema of [Problem, User, Account, Transaction]) app.addSchema(schema);
   await app.register(formbody);
   await registerDocs(app);
   await app.register(operationRoutes, { database });
   await app.register(authRoutes, { auth });
+  await app.register(userRoutes, { database });
   await app.register(accountRoutes, { config, database });
-  await app.register(transferRoutes, { database });
+  await app.register(transferRoutes, { config, database });
   await app.register(ledgerRoutes, { database });
   await app.ready();
   return app;

@@ -19,6 +19,9 @@ export interface Config {
   jwtSecret: string;
   jwtAlgorithm: JwtAlgorithm;
   jwtExpirationSeconds: number;
+  refreshExpirationSeconds: number;
+  corsOrigins: string[];
+  databasePoolSize: number;
   adminEmail: string | undefined;
   adminPassword: string | undefined;
   bcryptCost: number;
@@ -85,6 +88,16 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** CORS stays off unless CORS_ORIGINS lists exact origins (comma-separated). */
+function corsOrigins(env: Env): string[] {
+  const raw = env.CORS_ORIGINS ?? '';
+  const origins = raw.split(',').map((origin) => origin.trim()).filter(Boolean);
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) fail('CORS_ORIGINS', 'a comma-separated list of origins like https://app.example.com', origin);
+  }
+  return origins;
+}
+
 /** Reads `.env` from the working directory; real environment variables win over it. */
 export function readEnvironment(cwd = process.cwd()): Env {
   const file = join(cwd, '.env');
@@ -139,6 +152,9 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     jwtSecret: resolveJwtSecret(env, isProduction, dataDir),
     jwtAlgorithm: oneOf(env, 'JWT_ALGORITHM', 'HS256', JWT_ALGORITHMS),
     jwtExpirationSeconds: integer(env, 'JWT_EXPIRATION', 3600, 60, 86_400),
+    refreshExpirationSeconds: integer(env, 'REFRESH_EXPIRATION', 14 * 86_400, 300, 365 * 86_400),
+    corsOrigins: corsOrigins(env),
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     adminEmail,
     adminPassword,
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),

@@ -1,4 +1,5 @@
 import closeWithGrace from 'close-with-grace';
+import { Redis } from 'ioredis';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/connection.js';
@@ -18,9 +19,10 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
   await migrate(database);
-  const app = await buildApp({ config, database });
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, connectTimeout: 2_000 }) : undefined;
+  const app = await buildApp({ config, database, ...(redis ? { redis } : {}) });
 
   const admin = await app.auth.bootstrapAdmin(config.adminEmail, config.adminPassword);
   if (admin?.generatedPassword) {
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
     stopPurge();
     await app.close();
     await database.close();
+    redis?.disconnect();
   });
 
   await app.listen({ port: config.port, host: config.host });

@@ -1,9 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Static } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
 import { errorResponses } from '../http/schemas.js';
-import { FormLogin, JsonLogin, RegisterBody, TokenResponse, User } from './schemas.js';
+import { User } from '../users/schemas.js';
+import { ChangePasswordBody, FormLogin, JsonLogin, RefreshBody, RegisterBody, TokenResponse } from './schemas.js';
 import type { AuthService } from './service.js';
+
+const NoContent = Type.Null({ description: 'Done' });
 
 export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = async (app, { auth }) => {
   app.post(
@@ -22,6 +25,56 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = asyn
       const body = request.body as Static<typeof JsonLogin> | Static<typeof FormLogin>;
       const email = 'email' in body ? body.email : body.username;
       return auth.login(actorOf(request), email, body.password);
+    },
+  );
+
+  app.post(
+    '/auth/refresh',
+    {
+      config: { access: 'public' },
+      schema: {
+        operationId: 'refresh',
+        summary: 'Exchange a refresh token (single use) for a new token pair',
+        tags: ['auth'],
+        body: RefreshBody,
+        response: { 200: TokenResponse, ...errorResponses('validation_error', 'unauthorized') },
+      },
+    },
+    async (request) => auth.refresh(actorOf(request), request.body.refresh_token),
+  );
+
+  app.post(
+    '/auth/logout',
+    {
+      config: { access: ANY_ROLE },
+      schema: {
+        operationId: 'logout',
+        summary: 'End this session: its refresh token and this access token stop working',
+        tags: ['auth'],
+        response: { 204: NoContent, ...errorResponses('unauthorized') },
+      },
+    },
+    async (request, reply) => {
+      await auth.logout(actorOf(request), callerOf(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/auth/change-password',
+    {
+      config: { access: ANY_ROLE },
+      schema: {
+        operationId: 'changePassword',
+        summary: 'Change your password; your other sessions are ended',
+        tags: ['auth'],
+        body: ChangePasswordBody,
+        response: { 204: NoContent, ...errorResponses('validation_error', 'unauthorized', 'invalid_credentials') },
+      },
+    },
+    async (request, reply) => {
+      await auth.changePassword(actorOf(request), callerOf(request), request.body.current_password, request.body.new_password);
+      return reply.code(204).send(null);
     },
   );
 
@@ -51,7 +104,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = asyn
         operationId: 'me',
         summary: 'The authenticated user',
         tags: ['auth'],
-        response: { 200: User, ...errorResponses('unauthorized') },
+        response: { 200: Type.Ref(User), ...errorResponses('unauthorized') },
       },
     },
     async (request) => auth.me(callerOf(request).id),

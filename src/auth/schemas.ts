@@ -1,17 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Timestamp, Uuid } from '../http/schemas.js';
-
-export const User = Type.Object(
-  {
-    id: Uuid,
-    name: Type.String(),
-    email: Type.String({ format: 'email' }),
-    role: Type.Union([Type.Literal('customer'), Type.Literal('admin'), Type.Literal('auditor')]),
-    is_active: Type.Boolean(),
-    created_at: Timestamp,
-  },
-  { $id: 'User' },
-);
+import { RoleSchema, User } from '../users/schemas.js';
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
 // Byte limits (8 to 72, bcrypt's) are checked in the service; characters here only bound the input.
@@ -37,16 +25,19 @@ export const RegisterBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200 }),
     email: Email,
     password: Password,
-    role: Type.Optional(Type.Union([Type.Literal('customer'), Type.Literal('admin'), Type.Literal('auditor')], { default: 'customer' })),
+    role: Type.Optional({ ...RoleSchema, default: 'customer' }),
   },
   { additionalProperties: false },
 );
 
-const tokenFields = {
+export const TokenResponse = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the access token expires' }),
+  refresh_token: Type.Optional(Type.String({ description: 'Single-use; exchange it at /auth/refresh for a new pair' })),
   user: Type.Ref(User),
-};
+});
 
-export const TokenResponse = Type.Object(tokenFields);
+export const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+
+export const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password }, { additionalProperties: false });

@@ -2,99 +2,175 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { record, SYSTEM_ACTOR, type Actor } from '../audit/record.js';
 import type { DatabaseHandle } from '../db/connection.js';
-import type { Role, UserRow } from '../db/schema.js';
+import type { Role, Tx, UserRow } from '../db/schema.js';
 import { withTransaction } from '../db/transaction.js';
 import { DomainError, validationError } from '../http/errors.js';
 import { adminExists, findUserByEmail, findUserById } from '../users/repository.js';
 import { createUser, toUserView, type UserView } from '../users/service.js';
+import type { LoginThrottle } from './lockout.js';
 import { passwordProblem, type PasswordHasher } from './passwords.js';
+import {
+  findActiveAccessToken,
+  issueRefreshToken,
+  openSession,
+  registerAccessToken,
+  revokeAccessToken,
+  revokeSession,
+  revokeUserSessions,
+  spendRefreshToken,
+} from './sessions.js';
 import { InvalidTokenError, type TokenService } from './tokens.js';
 
 export interface TokenResponse {
   access_token: string;
   token_type: 'bearer';
   expires_in: number;
+  refresh_token?: string;
   user: UserView;
 }
 
-/** The authenticated caller as every request sees it, re-read from the users table each time. */
+/** The authenticated caller as every request sees it: role and state re-read from the database each time. */
 export interface AuthenticatedUser {
   id: string;
   role: Role;
   jti: string;
+  sessionId: string;
 }
 
+const UNAUTHORIZED = 'The access token is not valid';
+
 /**
- * Login and registration hash passwords, which takes tens of milliseconds of CPU: they run bcrypt
- * outside any database transaction and open one only to write, so PGlite's single session and
- * PostgreSQL's row locks are never held across a hash.
+ * Login and registration hash passwords, which takes tens of milliseconds of CPU: bcrypt runs outside
+ * any database transaction, which opens only to write, so PGlite's single session and PostgreSQL's row
+ * locks are never held across a hash.
  */
 export class AuthService {
   constructor(
     private readonly database: DatabaseHandle,
     private readonly hasher: PasswordHasher,
     private readonly tokens: TokenService,
+    private readonly throttle: LoginThrottle,
+    private readonly refreshLifetimeSeconds: number,
   ) {}
 
-  async login(meta: Actor, email: string, password: string): Promise<TokenResponse> {
+  async login(meta: Actor, rawEmail: string, password: string): Promise<TokenResponse> {
+    const email = rawEmail.toLowerCase();
+    const lockedFor = await this.throttle.lockedFor(email);
+    if (lockedFor > 0) {
+      await withTransaction(this.database, (tx) =>
+        record(tx, meta, { action: 'auth.login_locked', targetType: 'email', targetId: email, details: { retry_after_seconds: lockedFor } }),
+      );
+      throw new DomainError('too_many_attempts', 'Too many failed logins for this email; try again later', { retryAfterSeconds: lockedFor });
+    }
     const user = await findUserByEmail(this.database.db, email);
+    // Always one bcrypt comparison (against a dummy hash for an unknown email): every refusal takes as long.
     const passwordMatches = await this.hasher.verify(password, user?.password_hash);
     if (!user || !passwordMatches || !user.is_active) {
+      const lockout = await this.throttle.recordFailure(email);
       await withTransaction(this.database, (tx) =>
         record(tx, { ...meta, id: user?.id ?? null, role: user?.role ?? null }, {
           action: 'auth.login_failed',
           targetType: 'user',
           targetId: user?.id ?? null,
-          details: { email: email.toLowerCase(), reason: !user ? 'unknown_email' : !user.is_active ? 'disabled' : 'wrong_password' },
+          details: { email, reason: !user ? 'unknown_email' : !passwordMatches ? 'wrong_password' : 'disabled', ...(lockout ? { locked_for_seconds: lockout } : {}) },
         }),
       );
       throw new DomainError('invalid_credentials', 'Email or password is wrong');
     }
-    const issued = await this.tokens.issueAccessToken(user.id, user.role);
-    await withTransaction(this.database, (tx) =>
-      record(tx, { ...meta, id: user.id, role: user.role }, { action: 'auth.login', targetType: 'user', targetId: user.id, details: { jti: issued.jti } }),
-    );
-    return this.tokenResponse(issued.token, issued.expiresIn, user);
+    await this.throttle.reset(email);
+    return withTransaction(this.database, async (tx) => {
+      const response = await this.startSession(tx, user, true);
+      await record(tx, { ...meta, id: user.id, role: user.role }, { action: 'auth.login', targetType: 'user', targetId: user.id });
+      return response;
+    });
   }
 
   async register(actor: Actor, input: { name: string; email: string; password: string; role: Role }): Promise<TokenResponse> {
     const problem = passwordProblem(input.password);
     if (problem) throw validationError('password', problem);
     const passwordHash = await this.hasher.hash(input.password);
-    const user = await withTransaction(this.database, (tx) =>
-      createUser(tx, actor, { name: input.name, email: input.email, passwordHash, role: input.role }),
-    );
-    const issued = await this.tokens.issueAccessToken(user.id, user.role);
-    return this.tokenResponse(issued.token, issued.expiresIn, user);
+    return withTransaction(this.database, async (tx) => {
+      const user = await createUser(tx, actor, { name: input.name, email: input.email, passwordHash, role: input.role });
+      return this.startSession(tx, user, false);
+    });
   }
 
-  /** Verifies the bearer token and re-reads the user, so a role change or a disabled user takes effect at once. */
+  /**
+   * Rotates a refresh token: the presented one is spent and a new pair issued in the same session. A
+   * spent token presented again means it was stolen or replayed: the whole session is revoked.
+   */
+  async refresh(meta: Actor, refreshToken: string): Promise<TokenResponse> {
+    const outcome = await withTransaction(this.database, async (tx) => {
+      const spent = await spendRefreshToken(tx, refreshToken);
+      if (spent.kind === 'reused') {
+        await revokeSession(tx, spent.sessionId, 'refresh_token_reused');
+        await record(tx, meta, { action: 'auth.refresh_reused', targetType: 'session', targetId: spent.sessionId });
+        return undefined;
+      }
+      if (spent.kind === 'unknown') return undefined;
+      const user = await findUserById(tx, spent.userId);
+      if (!user?.is_active) return undefined;
+      const response = await this.issueTokens(tx, user, spent.sessionId, true);
+      await record(tx, { ...meta, id: user.id, role: user.role }, { action: 'auth.refreshed', targetType: 'session', targetId: spent.sessionId });
+      return response;
+    });
+    // The revocation above must commit, so the refusal is thrown only after the transaction.
+    if (!outcome) throw new DomainError('unauthorized', 'The refresh token is not valid');
+    return outcome;
+  }
+
+  /** Ends the caller's session: its refresh tokens and every access token issued in it, this one included. */
+  async logout(actor: Actor, caller: AuthenticatedUser): Promise<void> {
+    await withTransaction(this.database, async (tx) => {
+      await revokeAccessToken(tx, caller.jti);
+      await revokeSession(tx, caller.sessionId, 'logout');
+      await record(tx, actor, { action: 'auth.logout', targetType: 'session', targetId: caller.sessionId });
+    });
+  }
+
+  async changePassword(actor: Actor, caller: AuthenticatedUser, currentPassword: string, newPassword: string): Promise<void> {
+    const problem = passwordProblem(newPassword);
+    if (problem) throw validationError('new_password', problem);
+    const user = await findUserById(this.database.db, caller.id);
+    if (!user || !(await this.hasher.verify(currentPassword, user.password_hash))) {
+      throw new DomainError('invalid_credentials', 'The current password is wrong');
+    }
+    const passwordHash = await this.hasher.hash(newPassword);
+    await withTransaction(this.database, async (tx) => {
+      await tx.updateTable('users').set({ password_hash: passwordHash, updated_at: sql`now()` }).where('id', '=', caller.id).execute();
+      // Whoever else holds a session (a thief with the old password, say) is signed out; the caller stays.
+      const revoked = await revokeUserSessions(tx, caller.id, 'password_changed', caller.sessionId);
+      await record(tx, actor, { action: 'auth.password_changed', targetType: 'user', targetId: caller.id, details: { sessions_revoked: revoked } });
+    });
+  }
+
+  /**
+   * Verifies the bearer token, then one lookup by primary key: the jti was issued and is not revoked,
+   * its session is alive, and the user is active, with its current role.
+   */
   async authenticate(token: string): Promise<AuthenticatedUser> {
     let claims;
     try {
       claims = await this.tokens.verifyAccessToken(token);
     } catch (error) {
-      if (error instanceof InvalidTokenError) throw new DomainError('unauthorized', 'The access token is not valid');
+      if (error instanceof InvalidTokenError) throw new DomainError('unauthorized', UNAUTHORIZED);
       throw error;
     }
-    const user = await this.database.db
-      .selectFrom('users')
-      .select(['id', 'role', 'is_active'])
-      .where('id', '=', claims.sub)
-      .executeTakeFirst();
-    if (!user || !user.is_active) throw new DomainError('unauthorized', 'The access token is not valid');
-    return { id: user.id, role: user.role, jti: claims.jti };
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(claims.jti)) throw new DomainError('unauthorized', UNAUTHORIZED);
+    const active = await findActiveAccessToken(this.database.db, claims.jti);
+    if (!active || active.user_id !== claims.sub || !active.is_active) throw new DomainError('unauthorized', UNAUTHORIZED);
+    return { id: active.user_id, role: active.role, jti: claims.jti, sessionId: active.session_id };
   }
 
   async me(userId: string): Promise<UserView> {
     const user = await findUserById(this.database.db, userId);
-    if (!user) throw new DomainError('unauthorized', 'The access token is not valid');
+    if (!user) throw new DomainError('unauthorized', UNAUTHORIZED);
     return toUserView(user);
   }
 
   /**
    * Makes the first admin when none exists. Returns the generated password when it made one, so the
-   * caller prints it once; it is never stored anywhere but as a bcrypt hash.
+   * caller prints it once; it is kept nowhere but as a bcrypt hash.
    */
   async bootstrapAdmin(email: string | undefined, password: string | undefined): Promise<{ email: string; generatedPassword?: string } | undefined> {
     if (await adminExists(this.database.db)) return undefined;
@@ -111,7 +187,20 @@ export class AuthService {
     return created ? { email: adminEmail, ...(generatedPassword ? { generatedPassword } : {}) } : undefined;
   }
 
-  private tokenResponse(token: string, expiresIn: number, user: UserRow): TokenResponse {
-    return { access_token: token, token_type: 'bearer', expires_in: expiresIn, user: toUserView(user) };
+  private async startSession(tx: Tx, user: UserRow, withRefreshToken: boolean): Promise<TokenResponse> {
+    return this.issueTokens(tx, user, await openSession(tx, user.id), withRefreshToken);
+  }
+
+  private async issueTokens(tx: Tx, user: UserRow, sessionId: string, withRefreshToken: boolean): Promise<TokenResponse> {
+    const issued = await this.tokens.issueAccessToken(user.id, user.role);
+    await registerAccessToken(tx, { jti: issued.jti, sessionId, userId: user.id, expiresInSeconds: issued.expiresIn });
+    const refreshToken = withRefreshToken ? await issueRefreshToken(tx, sessionId, this.refreshLifetimeSeconds) : undefined;
+    return {
+      access_token: issued.token,
+      token_type: 'bearer',
+      expires_in: issued.expiresIn,
+      ...(refreshToken ? { refresh_token: refreshToken } : {}),
+      user: toUserView(user),
+    };
   }
 }

@@ -8,6 +8,10 @@ export interface Database {
   journal_entries: JournalEntriesTable;
   audit_log: AuditLogTable;
   idempotency_keys: IdempotencyKeysTable;
+  sessions: SessionsTable;
+  access_tokens: AccessTokensTable;
+  refresh_tokens: RefreshTokensTable;
+  login_failures: LoginFailuresTable;
 }
 
 export type Role = 'customer' | 'admin' | 'auditor';
@@ -94,6 +98,37 @@ export interface IdempotencyKeysTable {
   status_code: number | null;
   response: ColumnType<unknown, string | null, string>;
   created_at: Generated<Date>;
+}
+
+export interface SessionsTable {
+  id: Generated<string>;
+  user_id: string;
+  created_at: Generated<Date>;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+}
+
+export interface AccessTokensTable {
+  jti: string;
+  session_id: string;
+  user_id: string;
+  expires_at: Date;
+  revoked_at: Date | null;
+}
+
+export interface RefreshTokensTable {
+  token_hash: string;
+  session_id: string;
+  created_at: Generated<Date>;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export interface LoginFailuresTable {
+  email: string;
+  failures: number;
+  locked_until: Date | null;
+  updated_at: Generated<Date>;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -1,18 +1,32 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
 import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
+import { DomainError } from '../http/errors.js';
 import { accountNumberField, amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
 import { ListTransactionsQuery, TransactionPage, TransferBody, TransferResult } from './schemas.js';
 import { getVisibleTransaction, listTransactions, transfer } from './service.js';
 
-export const transferRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandle }> = async (app, { database }) => {
+export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle }> = async (app, { config, database }) => {
   app.post(
     '/transactions/transfer',
     {
-      config: { access: ['customer'] },
+      config: {
+        access: ['customer'],
+        rateLimit: {
+          max: config.rateLimitTransfersPerMinute,
+          timeWindow: 60_000,
+          // Per user: the access hook has authenticated the caller before this onRequest hook runs.
+          keyGenerator: (request) => `transfer:${request.user?.id ?? request.ip}`,
+          errorResponseBuilder: (_request, context) =>
+            new DomainError('rate_limited', `At most ${context.max} transfers a minute; retry in ${context.after}`, {
+              retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),
+            }),
+        },
+      },
       schema: {
         operationId: 'transfer',
         summary: 'Transfer money from one of your accounts to another account',
@@ -32,6 +46,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandl
             'currency_mismatch',
             'idempotency_key_reused',
             'idempotency_in_progress',
+            'rate_limited',
           ),
         },
       },

@@ -1,5 +1,8 @@
+import { sql } from 'kysely';
 import { record, type Actor } from '../audit/record.js';
-import type { Role, Tx, UserRow } from '../db/schema.js';
+import type { AuthenticatedUser } from '../auth/service.js';
+import type { Db, Role, Tx, UserRow } from '../db/schema.js';
+import { decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { sqlState } from '../db/transaction.js';
 import { DomainError } from '../http/errors.js';
 import { findUserById, insertUser } from './repository.js';
@@ -47,5 +50,40 @@ export async function createUser(tx: Tx, actor: Actor, input: NewUser): Promise<
 export async function getUser(tx: Tx, id: string): Promise<UserRow> {
   const user = await findUserById(tx, id);
   if (!user) throw new DomainError('user_not_found', 'No such user');
+  return user;
+}
+
+/** Customers see only themselves; staff see everyone. Anyone else is not found. */
+export async function getVisibleUser(db: Db, caller: AuthenticatedUser, id: string): Promise<UserRow> {
+  const user = caller.role === 'customer' && caller.id !== id ? undefined : await findUserById(db, id);
+  if (!user) throw new DomainError('not_found', 'No such user');
+  return user;
+}
+
+export async function listUsers(db: Db, query: { role?: Role; limit: number; cursor?: string }): Promise<Page<UserView>> {
+  let select = db.selectFrom('users').selectAll();
+  if (query.role) select = select.where('role', '=', query.role);
+  const after = decodeCursor(query.cursor);
+  if (after) select = select.where((eb) => eb.or([eb('created_at', '>', after.at), eb.and([eb('created_at', '=', after.at), eb('id', '>', after.id)])]));
+  const rows = await select.orderBy('created_at').orderBy('id').limit(query.limit + 1).execute();
+  return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), toUserView);
+}
+
+/** An admin renames, disables or re-enables a user. Disabling ends its sessions (a database trigger). */
+export async function updateUser(tx: Tx, actor: Actor, id: string, patch: { name?: string; isActive?: boolean }): Promise<UserRow> {
+  const before = await tx.selectFrom('users').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  if (!before) throw new DomainError('not_found', 'No such user');
+  if (patch.isActive === false && before.id === actor.id) throw new DomainError('validation_error', 'An admin cannot disable itself', { errors: [{ field: 'is_active', message: 'cannot disable yourself' }] });
+  const user = await tx
+    .updateTable('users')
+    .set({ ...(patch.name !== undefined ? { name: patch.name } : {}), ...(patch.isActive !== undefined ? { is_active: patch.isActive } : {}), updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const changes: Record<string, unknown> = {};
+  if (patch.name !== undefined && patch.name !== before.name) changes.name = { from: before.name, to: patch.name };
+  if (patch.isActive !== undefined && patch.isActive !== before.is_active) changes.is_active = { from: before.is_active, to: patch.isActive };
+  const action = changes.is_active ? (patch.isActive ? 'user.enabled' : 'user.disabled') : 'user.updated';
+  await record(tx, actor, { action, targetType: 'user', targetId: id, details: changes });
   return user;
 }

@@ -1,0 +1,91 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db, Role, Tx } from '../db/schema.js';
+
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export async function openSession(tx: Tx, userId: string): Promise<string> {
+  const session = await tx.insertInto('sessions').values({ user_id: userId, revoked_at: null, revoked_reason: null }).returning('id').executeTakeFirstOrThrow();
+  return session.id;
+}
+
+export async function registerAccessToken(tx: Tx, token: { jti: string; sessionId: string; userId: string; expiresInSeconds: number }): Promise<void> {
+  await tx
+    .insertInto('access_tokens')
+    .values({
+      jti: token.jti,
+      session_id: token.sessionId,
+      user_id: token.userId,
+      expires_at: sql<Date>`now() + make_interval(secs => ${token.expiresInSeconds})`,
+      revoked_at: null,
+    })
+    .execute();
+}
+
+/** A new random refresh token (256 bits); only its hash is stored. */
+export async function issueRefreshToken(tx: Tx, sessionId: string, lifetimeSeconds: number): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
+  await tx
+    .insertInto('refresh_tokens')
+    .values({ token_hash: hashRefreshToken(token), session_id: sessionId, expires_at: sql<Date>`now() + make_interval(secs => ${lifetimeSeconds})`, used_at: null })
+    .execute();
+  return token;
+}
+
+/** The one indexed lookup per request: the token's registration, its session and its user, by primary keys. */
+export function findActiveAccessToken(db: Db, jti: string): Promise<{ user_id: string; session_id: string; role: Role; is_active: boolean } | undefined> {
+  return db
+    .selectFrom('access_tokens as t')
+    .innerJoin('sessions as s', 's.id', 't.session_id')
+    .innerJoin('users as u', 'u.id', 't.user_id')
+    .select(['t.user_id', 't.session_id', 'u.role', 'u.is_active'])
+    .where('t.jti', '=', jti)
+    .where('t.revoked_at', 'is', null)
+    .where('s.revoked_at', 'is', null)
+    .executeTakeFirst();
+}
+
+export type RefreshOutcome =
+  | { kind: 'ok'; sessionId: string; userId: string }
+  | { kind: 'unknown' }
+  | { kind: 'reused'; sessionId: string };
+
+/**
+ * Spends a refresh token. The UPDATE ... WHERE used_at IS NULL makes it single-use even when two
+ * requests present it at once: exactly one of them flips used_at.
+ */
+export async function spendRefreshToken(tx: Tx, token: string): Promise<RefreshOutcome> {
+  const hash = hashRefreshToken(token);
+  const spent = await tx
+    .updateTable('refresh_tokens as r')
+    .from('sessions as s')
+    .set({ used_at: sql`now()` })
+    .whereRef('s.id', '=', 'r.session_id')
+    .where('r.token_hash', '=', hash)
+    .where('r.used_at', 'is', null)
+    .where('r.expires_at', '>', sql<Date>`now()`)
+    .where('s.revoked_at', 'is', null)
+    .returning(['r.session_id', 's.user_id'])
+    .executeTakeFirst();
+  if (spent) return { kind: 'ok', sessionId: spent.session_id, userId: spent.user_id };
+  const known = await tx.selectFrom('refresh_tokens').select(['session_id', 'used_at']).where('token_hash', '=', hash).executeTakeFirst();
+  return known?.used_at ? { kind: 'reused', sessionId: known.session_id } : { kind: 'unknown' };
+}
+
+export async function revokeSession(tx: Tx, sessionId: string, reason: string): Promise<void> {
+  await tx.updateTable('sessions').set({ revoked_at: sql`now()`, revoked_reason: reason }).where('id', '=', sessionId).where('revoked_at', 'is', null).execute();
+}
+
+/** Revokes every session of a user, but the one given (the caller's own, on a password change). */
+export async function revokeUserSessions(tx: Tx, userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+  let query = tx.updateTable('sessions').set({ revoked_at: sql`now()`, revoked_reason: reason }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+  if (exceptSessionId) query = query.where('id', '<>', exceptSessionId);
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export async function revokeAccessToken(tx: Tx, jti: string): Promise<void> {
+  await tx.updateTable('access_tokens').set({ revoked_at: sql`now()` }).where('jti', '=', jti).execute();
+}
