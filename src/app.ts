@@ -58,11 +58,12 @@ export async function buildApp({ config, database, redis, logger }: AppDependenc
 
   registerErrorHandling(app);
   registerAccessControl(app, auth);
-  // Protected operations name both schemes in the document, so a token from Swagger UI's Authorize is sent.
+  // Protected operations name both schemes in the document, so a token from Swagger UI's Authorize is
+  // sent; public ones say explicitly that they need none.
   app.addHook('onRoute', (route) => {
     const access = (route.config as { access?: Access } | undefined)?.access;
-    if (access === undefined || access === 'public' || !route.schema) return;
-    route.schema.security ??= SECURITY;
+    if (access === undefined || !route.schema) return;
+    route.schema.security ??= access === 'public' ? [] : SECURITY;
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -118,14 +118,23 @@ function resolveJwtSecret(env: Env, isProduction: boolean, dataDir: string): str
   }
   if (isProduction) throw new ConfigError('JWT_SECRET must be set when NODE_ENV=production');
   const file = join(dataDir, 'jwt-secret');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
-  const secret = randomBytes(48).toString('base64url');
-  writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    try {
+      writeFileSync(file, randomBytes(48).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      // Another process made it first: use theirs.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  const secret = readFileSync(file, 'utf8').trim();
+  if (Buffer.byteLength(secret) < 32) throw new ConfigError(`${file} holds a JWT secret shorter than 32 bytes; delete it to have a new one generated`);
   return secret;
 }
 
-export function loadConfig(env: Env = readEnvironment()): Config {
+export function loadConfig(rawEnv: Env = readEnvironment()): Config {
+  // `PORT=` in a .env file means the same as no PORT at all, for every variable alike.
+  const env = Object.fromEntries(Object.entries(rawEnv).filter(([, value]) => value !== undefined && value !== ''));
   const nodeEnv = env.NODE_ENV ?? 'development';
   const isProduction = nodeEnv === 'production';
   const dataDir = resolve(env.DATA_DIR || './data');

@@ -7,8 +7,8 @@ import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
 import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
 import { amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
-import { Account, AccountPage, CreateAccountBody, CreateAccountQuery, ListAccountsQuery, TellerBody } from './schemas.js';
-import { deposit, getVisibleAccount, listAccounts, openAccount, toAccountView, withdraw } from './service.js';
+import { Account, AccountPage, CreateAccountBody, CreateAccountQuery, ListAccountsQuery, TellerBody, UpdateAccountBody } from './schemas.js';
+import { deposit, getVisibleAccount, listAccounts, openAccount, toAccountView, updateAccount, withdraw } from './service.js';
 
 export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle }> = async (app, { config, database }) => {
   app.post(
@@ -72,6 +72,31 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database
       },
     },
     async (request) => toAccountView(await getVisibleAccount(database.db, callerOf(request), request.params.id)),
+  );
+
+  app.patch(
+    '/accounts/:id',
+    {
+      config: { access: ['admin'] },
+      schema: {
+        operationId: 'updateAccount',
+        summary: 'Freeze, unfreeze or close an account, or set its daily limit (admin)',
+        description:
+          'A frozen or closed account neither sends nor receives, tellers included. Closing needs a zero balance and no held transfer; a closed account stays closed.',
+        tags: ['accounts'],
+        params: IdParams,
+        body: UpdateAccountBody,
+        response: {
+          200: Type.Ref(Account),
+          ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'balance_not_zero', 'account_closed'),
+        },
+      },
+    },
+    async (request) => {
+      const { status, daily_limit } = request.body;
+      const changes = { ...(status ? { status } : {}), ...(daily_limit !== undefined ? { dailyLimit: amountField('daily_limit', daily_limit) } : {}) };
+      return toAccountView(await withTransaction(database, (tx) => updateAccount(tx, actorOf(request), request.params.id, changes)));
+    },
   );
 
   for (const [operation, post] of [

@@ -34,4 +34,12 @@ export const CreateAccountBody = Type.Object(
 
 export const ListAccountsQuery = Type.Object({ user_id: Type.Optional(Uuid), ...PageQuery }, { additionalProperties: false });
 
+export const UpdateAccountBody = Type.Object(
+  {
+    status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('frozen'), Type.Literal('closed')])),
+    daily_limit: Type.Optional(AmountInput),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
 export const TellerBody = Type.Object({ amount: AmountInput, description: Type.Optional(Description) }, { additionalProperties: false });

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { record, type Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
 import type { AccountRow, AccountType, Db, Tx } from '../db/schema.js';
@@ -135,4 +136,46 @@ async function postAtTeller(
     details: { account_id: account.id, amount: formatAmount(amount), currency: account.currency },
   });
   return readTransaction(tx, transaction.id);
+}
+
+export interface AccountChanges {
+  status?: 'active' | 'frozen' | 'closed';
+  dailyLimit?: bigint;
+}
+
+/**
+ * Freezes, unfreezes or closes an account, or sets its daily limit. Closing needs a zero balance and no
+ * held transfer (409 balance_not_zero); a closed account stays closed (409 account_closed). The row is
+ * locked, so a transfer cannot slip in between the balance check and the close.
+ */
+export async function updateAccount(tx: Tx, actor: Actor, id: string, changes: AccountChanges): Promise<AccountRow> {
+  const account = (await lockAccounts(tx, [id])).get(id);
+  if (!account || account.type === 'internal') throw new DomainError('not_found', 'No such account');
+  if (account.status === 'closed') throw new DomainError('account_closed', 'A closed account stays closed');
+  if (changes.status === 'closed' && (account.balance !== 0n || account.held !== 0n)) {
+    throw new DomainError('balance_not_zero', `Balance ${formatAmount(account.balance)}, held ${formatAmount(account.held)}: empty the account first`);
+  }
+  const updated = await tx
+    .updateTable('accounts')
+    .set({
+      ...(changes.status !== undefined ? { status: changes.status } : {}),
+      ...(changes.dailyLimit !== undefined ? { daily_limit: changes.dailyLimit } : {}),
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  if (changes.status !== undefined && changes.status !== account.status) {
+    const action = { active: 'account.unfrozen', frozen: 'account.frozen', closed: 'account.closed' }[changes.status];
+    await record(tx, actor, { action, targetType: 'account', targetId: id, details: { from: account.status, to: changes.status } });
+  }
+  if (changes.dailyLimit !== undefined && changes.dailyLimit !== account.daily_limit) {
+    await record(tx, actor, {
+      action: 'account.limit_changed',
+      targetType: 'account',
+      targetId: id,
+      details: { from: formatAmount(account.daily_limit!), to: formatAmount(changes.dailyLimit) },
+    });
+  }
+  return updated;
 }

@@ -12,7 +12,10 @@ export async function operationRoutes(app: FastifyInstance, { database }: { data
         operationId: 'health',
         summary: 'Liveness: the process answers',
         tags: ['operations'],
-        response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } },
+        response: {
+          200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] },
+          400: { $ref: 'Problem#', description: 'A malformed request' },
+        },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -28,6 +31,7 @@ export async function operationRoutes(app: FastifyInstance, { database }: { data
         tags: ['operations'],
         response: {
           200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] },
+          400: { $ref: 'Problem#', description: 'A malformed request' },
           503: { $ref: 'Problem#', description: 'The database does not answer' },
         },
       },

@@ -57,73 +57,6 @@ export async function internalAccount(tx: Tx, code: SystemAccount, currency: str
   return row.id;
 }
 
-/**
- * The one place that moves money: the only code that writes balances and journal entries. The entries
- * must sum to zero before any row is touched; the accounts are locked in id order; each entry records
- * the balance it left behind. A customer balance below zero is refused by the database's CHECK as well
- * as by the callers' checks, and the journal's deferred trigger refuses an unbalanced transaction at
- * commit: three independent guards for one invariant.
- */
-export async function postTransaction(tx: Tx, posting: Posting): Promise<TransactionRow> {
-  const net = posting.entries.reduce((sum, entry) => sum + entry.amount, 0n);
-  if (posting.entries.length < 2 || net !== 0n || posting.entries.some((entry) => entry.amount === 0n)) {
-    throw new UnbalancedPostingError(`a posting needs two or more non-zero entries summing to zero (net ${net})`);
-  }
-  const byAccount = new Map<string, bigint>();
-  for (const entry of posting.entries) byAccount.set(entry.accountId, (byAccount.get(entry.accountId) ?? 0n) + entry.amount);
-  const accountIds = [...byAccount.keys()].sort();
-
-  const locked = await lockAccounts(tx, accountIds);
-  const balances = new Map<string, bigint>();
-  for (const id of accountIds) {
-    const account = locked.get(id);
-    if (!account) throw new DomainError('account_not_found', 'No such account');
-    if (account.currency !== posting.currency) throw new DomainError('currency_mismatch', 'Money moves only between accounts of one currency');
-    balances.set(id, account.balance);
-  }
-
-  try {
-    // One statement for all balances; raw SQL because Kysely cannot join an UPDATE to a VALUES list.
-    const values = sql.join(accountIds.map((id) => sql`(${id}::uuid, ${byAccount.get(id)!.toString()}::bigint)`));
-    await sql`UPDATE accounts SET balance = accounts.balance + v.delta, updated_at = now()
-              FROM (VALUES ${values}) AS v(id, delta) WHERE accounts.id = v.id`.execute(tx);
-  } catch (error) {
-    if (sqlState(error) === '23514') throw new DomainError('insufficient_funds', 'The account does not hold enough money');
-    throw error;
-  }
-
-  const transaction = await tx
-    .insertInto('transactions')
-    .values({
-      type: posting.type,
-      status: 'completed',
-      amount: posting.amount,
-      currency: posting.currency,
-      from_account_id: posting.fromAccountId,
-      to_account_id: posting.toAccountId,
-      description: posting.description,
-      created_by: posting.createdBy,
-      reviewed_by: null,
-      reviewed_at: null,
-      review_note: null,
-      reverses_id: posting.reversesId ?? null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-
-  await tx
-    .insertInto('journal_entries')
-    .values(
-      posting.entries.map((entry) => {
-        const balanceAfter = balances.get(entry.accountId)! + entry.amount;
-        balances.set(entry.accountId, balanceAfter);
-        return { transaction_id: transaction.id, account_id: entry.accountId, amount: entry.amount, balance_after: balanceAfter };
-      }),
-    )
-    .execute();
-  return transaction;
-}
-
 /** The entries of moving `amount` from one account to another. */
 export function movement(fromAccountId: string, toAccountId: string, amount: bigint): Entry[] {
   return [
@@ -134,4 +67,139 @@ export function movement(fromAccountId: string, toAccountId: string, amount: big
 
 export function describeShortfall(available: bigint, needed: bigint): string {
   return `Available ${formatAmount(available)}, needed ${formatAmount(needed)}`;
+}
+
+function insertTransaction(tx: Tx, posting: Omit<Posting, 'entries'>, status: 'completed' | 'pending_review', reviewReasons: string[] = []) {
+  return tx
+    .insertInto('transactions')
+    .values({
+      type: posting.type,
+      status,
+      amount: posting.amount,
+      currency: posting.currency,
+      from_account_id: posting.fromAccountId,
+      to_account_id: posting.toAccountId,
+      description: posting.description,
+      created_by: posting.createdBy,
+      review_reasons: reviewReasons,
+      reviewed_by: null,
+      reviewed_at: null,
+      review_note: null,
+      reverses_id: posting.reversesId ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+function assertBalanced(entries: Entry[]): void {
+  const net = entries.reduce((sum, entry) => sum + entry.amount, 0n);
+  if (entries.length < 2 || net !== 0n || entries.some((entry) => entry.amount === 0n)) {
+    throw new UnbalancedPostingError(`a posting needs two or more non-zero entries summing to zero (net ${net})`);
+  }
+}
+
+/**
+ * Changes balances (and held amounts) of locked rows in one statement. Raw SQL because Kysely cannot
+ * join an UPDATE to a VALUES list. The CHECK constraints refuse a customer balance or available
+ * balance below zero, whatever the callers checked.
+ */
+async function applyDeltas(tx: Tx, deltas: Array<{ id: string; balance: bigint; held: bigint }>): Promise<void> {
+  const values = sql.join(deltas.map((d) => sql`(${d.id}::uuid, ${d.balance.toString()}::bigint, ${d.held.toString()}::bigint)`));
+  try {
+    await sql`UPDATE accounts SET balance = accounts.balance + v.balance, held = accounts.held + v.held, updated_at = now()
+              FROM (VALUES ${values}) AS v(id, balance, held) WHERE accounts.id = v.id`.execute(tx);
+  } catch (error) {
+    if (sqlState(error) === '23514') throw new DomainError('insufficient_funds', 'The account does not hold enough money');
+    throw error;
+  }
+}
+
+/**
+ * Writes the journal entries of one transaction and the balances they change. The entries must sum to
+ * zero before any row is touched; the accounts are locked in id order; each entry records the balance
+ * it left behind. `release` lowers the sender's held amount in the same statement (a held transfer
+ * being settled). Behind it, the journal's deferred trigger refuses an unbalanced transaction at commit.
+ */
+async function postEntries(tx: Tx, transactionId: string, currency: string, entries: Entry[], release?: { accountId: string; amount: bigint }) {
+  assertBalanced(entries);
+  const byAccount = new Map<string, bigint>();
+  for (const entry of entries) byAccount.set(entry.accountId, (byAccount.get(entry.accountId) ?? 0n) + entry.amount);
+  const accountIds = [...byAccount.keys()].sort();
+
+  const locked = await lockAccounts(tx, accountIds);
+  const running = new Map<string, bigint>();
+  for (const id of accountIds) {
+    const account = locked.get(id);
+    if (!account) throw new DomainError('account_not_found', 'No such account');
+    if (account.currency !== currency) throw new DomainError('currency_mismatch', 'Money moves only between accounts of one currency');
+    running.set(id, account.balance);
+  }
+  await applyDeltas(
+    tx,
+    accountIds.map((id) => ({ id, balance: byAccount.get(id)!, held: release?.accountId === id ? -release.amount : 0n })),
+  );
+  await tx
+    .insertInto('journal_entries')
+    .values(
+      entries.map((entry) => {
+        const balanceAfter = running.get(entry.accountId)! + entry.amount;
+        running.set(entry.accountId, balanceAfter);
+        return { transaction_id: transactionId, account_id: entry.accountId, amount: entry.amount, balance_after: balanceAfter };
+      }),
+    )
+    .execute();
+}
+
+/** The one way money moves at once: a completed transaction and its journal entries. */
+export async function postTransaction(tx: Tx, posting: Posting): Promise<TransactionRow> {
+  const { entries, ...header } = posting;
+  // Checked before the transaction row exists, so a bad posting touches nothing.
+  assertBalanced(entries);
+  const transaction = await insertTransaction(tx, header, 'completed');
+  await postEntries(tx, transaction.id, posting.currency, entries);
+  return transaction;
+}
+
+/**
+ * A transfer waiting for review: recorded as pending_review, its amount held on the sender (balance
+ * unchanged, available balance lower) under the sender's lock and the CHECK that available balance
+ * never falls below zero. No journal entry exists until it is approved.
+ */
+export async function holdTransfer(tx: Tx, posting: Omit<Posting, 'entries'>, reasons: string[]): Promise<TransactionRow> {
+  await applyDeltas(tx, [{ id: posting.fromAccountId, balance: 0n, held: posting.amount }]);
+  return insertTransaction(tx, posting, 'pending_review', reasons);
+}
+
+/** Locks a transaction row so that concurrent decisions on it queue: exactly one sees it pending. */
+export async function lockTransaction(tx: Tx, id: string): Promise<TransactionRow | undefined> {
+  return tx.selectFrom('transactions').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export interface Decision {
+  reviewerId: string;
+  note: string | null;
+}
+
+/** Approves a held transfer: the hold becomes the journal entries that move the money. */
+export async function settleHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
+  await postEntries(tx, held.id, held.currency, movement(held.from_account_id, held.to_account_id, held.amount), {
+    accountId: held.from_account_id,
+    amount: held.amount,
+  });
+  await markReviewed(tx, held.id, 'completed', decision);
+}
+
+/** Rejects a held transfer: the hold is released and no money moves. */
+export async function releaseHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
+  await lockAccounts(tx, [held.from_account_id]);
+  await applyDeltas(tx, [{ id: held.from_account_id, balance: 0n, held: -held.amount }]);
+  await markReviewed(tx, held.id, 'rejected', decision);
+}
+
+async function markReviewed(tx: Tx, id: string, status: 'completed' | 'rejected', decision: Decision): Promise<void> {
+  await tx
+    .updateTable('transactions')
+    .set({ status, reviewed_by: decision.reviewerId, reviewed_at: sql<Date>`now()`, review_note: decision.note })
+    .where('id', '=', id)
+    .execute();
 }

@@ -17,6 +17,10 @@ export interface TransactionView {
   reviewed_by: string | null;
   reviewed_at: string | null;
   review_note: string | null;
+  /** For a reversal: the transaction it reverses. */
+  reverses: string | null;
+  /** The reversal of this transaction, once reversed. */
+  reversed_by: string | null;
 }
 
 /** Transactions with their accounts' numbers and owners, for views and visibility checks. */
@@ -25,6 +29,7 @@ export function selectTransactions(db: Db) {
     .selectFrom('transactions as t')
     .innerJoin('accounts as f', 'f.id', 't.from_account_id')
     .innerJoin('accounts as d', 'd.id', 't.to_account_id')
+    .leftJoin('transactions as r', 'r.reverses_id', 't.id')
     .select([
       't.id',
       't.type',
@@ -42,6 +47,8 @@ export function selectTransactions(db: Db) {
       'd.account_number as to_account',
       'f.user_id as from_user_id',
       'd.user_id as to_user_id',
+      't.reverses_id as reverses',
+      'r.id as reversed_by',
     ]);
 }
 
@@ -64,6 +71,8 @@ export function toTransactionView(row: TransactionRecord): TransactionView {
     reviewed_by: row.reviewed_by,
     reviewed_at: row.reviewed_at?.toISOString() ?? null,
     review_note: row.review_note,
+    reverses: row.reverses,
+    reversed_by: row.reversed_by,
   };
 }
 

@@ -13,6 +13,7 @@ const ReconciliationReport = Type.Object({
   ledger_sum: { ...Money, description: 'The sum of all balances, internal accounts included: "0.00" when money is conserved' },
   mismatches: Type.Array(Type.Object({ account_id: Uuid, balance: Money, ledger_balance: Money })),
   unbalanced_transactions: Type.Array(Type.Object({ transaction_id: Uuid, net: Money })),
+  hold_mismatches: Type.Array(Type.Object({ account_id: Uuid, held: Money, pending_total: Money })),
   checked_at: { ...Timestamp, description: 'The instant of the snapshot the report describes' },
 });
 

@@ -29,6 +29,8 @@ export const Transaction = Type.Object(
     reviewed_by: Nullable(Uuid),
     reviewed_at: Nullable(Timestamp),
     review_note: Nullable(Type.String()),
+    reverses: Nullable({ ...Uuid, description: 'For a reversal: the id of the transaction it reverses' }),
+    reversed_by: Nullable({ ...Uuid, description: 'The id of the reversal of this transaction, once reversed' }),
   },
   { $id: 'Transaction' },
 );

@@ -2,12 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
-import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
+import { withTransaction } from '../db/transaction.js';
+import { actorOf, ANY_ROLE, callerOf, STAFF } from '../http/access.js';
 import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
 import { DomainError } from '../http/errors.js';
 import { accountNumberField, amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
-import { ListTransactionsQuery, TransactionPage, TransferBody, TransferResult } from './schemas.js';
+import { reverseTransaction } from './reversal.js';
+import { approveTransfer, listFlagged, rejectTransfer } from './review.js';
+import { ApproveBody, FlaggedQuery, ListTransactionsQuery, ReasonBody, TransactionPage, TransferBody, TransferResult } from './schemas.js';
 import { getVisibleTransaction, listTransactions, transfer } from './service.js';
 
 export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle }> = async (app, { config, database }) => {
@@ -60,7 +63,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
         description: request.body.description ?? null,
       };
       return runIdempotent(database, request, reply, 201, async (tx) => {
-        const transaction = await transfer(tx, { ...actorOf(request), id: caller.id }, input);
+        const transaction = await transfer(tx, { ...actorOf(request), id: caller.id }, input, config);
         return { ...transaction, transaction_id: transaction.id };
       });
     },
@@ -93,6 +96,21 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
   );
 
   app.get(
+    '/transactions/flagged',
+    {
+      config: { access: STAFF },
+      schema: {
+        operationId: 'listFlaggedTransactions',
+        summary: 'The review queue: transfers pending review, oldest first (admin, auditor)',
+        tags: ['review'],
+        querystring: FlaggedQuery,
+        response: { 200: TransactionPage, ...errorResponses('validation_error', 'unauthorized', 'forbidden') },
+      },
+    },
+    async (request) => listFlagged(database.db, { limit: request.query.limit ?? 20, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) }),
+  );
+
+  app.get(
     '/transactions/:id',
     {
       config: { access: ANY_ROLE },
@@ -105,5 +123,76 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
       },
     },
     async (request) => getVisibleTransaction(database.db, callerOf(request), request.params.id),
+  );
+
+  app.post(
+    '/transactions/:id/approve',
+    {
+      config: { access: ['admin'] },
+      schema: {
+        operationId: 'approveTransaction',
+        summary: 'Approve a transfer pending review (admin): the held money moves',
+        tags: ['review'],
+        params: IdParams,
+        body: ApproveBody,
+        response: {
+          200: Type.Ref(Transaction),
+          ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'not_pending', 'account_not_active'),
+        },
+      },
+    },
+    async (request) =>
+      withTransaction(database, (tx) => approveTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.note ?? null)),
+  );
+
+  app.post(
+    '/transactions/:id/reject',
+    {
+      config: { access: ['admin'] },
+      schema: {
+        operationId: 'rejectTransaction',
+        summary: 'Reject a transfer pending review (admin): the hold is released',
+        tags: ['review'],
+        params: IdParams,
+        body: ReasonBody,
+        response: { 200: Type.Ref(Transaction), ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'not_pending') },
+      },
+    },
+    async (request) =>
+      withTransaction(database, (tx) => rejectTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.reason)),
+  );
+
+  app.post(
+    '/transactions/:id/reverse',
+    {
+      config: { access: ['admin'] },
+      schema: {
+        operationId: 'reverseTransaction',
+        summary: 'Reverse a completed transfer, deposit or withdrawal (admin), at most once',
+        tags: ['review'],
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        body: ReasonBody,
+        response: {
+          201: Type.Ref(Transaction),
+          ...errorResponses(
+            'validation_error',
+            'unauthorized',
+            'forbidden',
+            'not_found',
+            'already_reversed',
+            'not_reversible',
+            'insufficient_funds',
+            'account_not_active',
+            'idempotency_key_reused',
+            'idempotency_in_progress',
+          ),
+        },
+      },
+    },
+    async (request, reply) =>
+      runIdempotent(database, request, reply, 201, (tx) =>
+        reverseTransaction(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.reason),
+      ),
   );
 };

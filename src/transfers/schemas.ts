@@ -31,3 +31,7 @@ export const ListTransactionsQuery = Type.Object(
 );
 
 export const TransactionPage = pageOf(Type.Ref(Transaction));
+
+export const FlaggedQuery = Type.Object({ ...PageQuery }, { additionalProperties: false });
+export const ApproveBody = Type.Object({ note: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+export const ReasonBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false });

@@ -4,7 +4,9 @@ import type { AuthenticatedUser } from '../auth/service.js';
 import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError } from '../http/errors.js';
-import { describeShortfall, lockAccounts, movement, postTransaction } from '../ledger/post.js';
+import { describeShortfall, holdTransfer, lockAccounts, movement, postTransaction } from '../ledger/post.js';
+import { readSenderHistory } from '../risk/history.js';
+import { reviewReasons, type RiskSettings } from '../risk/rules.js';
 import { readTransaction, selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';
 
@@ -15,25 +17,13 @@ export interface TransferInput {
   description: string | null;
 }
 
-/** The sum of an account's transfers of the current UTC business day that count against its daily limit. */
-async function sentToday(tx: Tx, accountId: string): Promise<bigint> {
-  const row = await tx
-    .selectFrom('transactions')
-    .select((eb) => eb.fn.coalesce(eb.fn.sum<bigint>('amount'), sql<bigint>`0::bigint`).as('total'))
-    .where('from_account_id', '=', accountId)
-    .where('type', '=', 'transfer')
-    .where('status', 'in', ['completed', 'pending_review'])
-    .where('created_at', '>=', sql<Date>`date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`)
-    .executeTakeFirstOrThrow();
-  return BigInt(row.total);
-}
-
 /**
  * Moves money between two customer accounts in one database transaction. Both accounts are locked (in
- * id order) before anything is checked, so the balance and daily-limit checks see every earlier
- * transfer from the same account and no concurrent one can slip past them.
+ * id order) before anything is checked, so the balance, daily-limit and risk checks see every earlier
+ * transfer from the same account and no concurrent one can slip past them. A transfer a risk rule
+ * flags is held for review instead of posted: its amount stops being available but does not move.
  */
-export async function transfer(tx: Tx, actor: Actor & { id: string }, input: TransferInput): Promise<TransactionView> {
+export async function transfer(tx: Tx, actor: Actor & { id: string }, input: TransferInput, risk: RiskSettings): Promise<TransactionView> {
   if (input.fromAccount === input.toAccount) throw validationError('to_account', 'must differ from from_account');
   const found = await tx
     .selectFrom('accounts')
@@ -56,29 +46,40 @@ export async function transfer(tx: Tx, actor: Actor & { id: string }, input: Tra
   }
   const available = sender.balance - sender.held;
   if (available < input.amount) throw new DomainError('insufficient_funds', describeShortfall(available, input.amount));
-  const alreadySent = await sentToday(tx, sender.id);
-  if (alreadySent + input.amount > sender.daily_limit!) {
+  const history = await readSenderHistory(tx, sender.id, receiver.id, risk.riskVelocityMinutes);
+  if (history.sentToday + input.amount > sender.daily_limit!) {
     throw new DomainError(
       'daily_limit_exceeded',
-      `Daily limit ${formatAmount(sender.daily_limit!)}; already sent today ${formatAmount(alreadySent)}`,
+      `Daily limit ${formatAmount(sender.daily_limit!)}; already sent today ${formatAmount(history.sentToday)}`,
     );
   }
 
-  const transaction = await postTransaction(tx, {
-    type: 'transfer',
+  const posting = {
+    type: 'transfer' as const,
     amount: input.amount,
     currency: sender.currency,
     fromAccountId: sender.id,
     toAccountId: receiver.id,
     description: input.description,
     createdBy: actor.id,
-    entries: movement(sender.id, receiver.id, input.amount),
-  });
+  };
+  const reasons = reviewReasons({ amount: input.amount, senderOpenedAt: sender.created_at, now: history.now }, history, risk);
+  const transaction =
+    reasons.length > 0
+      ? await holdTransfer(tx, posting, reasons)
+      : await postTransaction(tx, { ...posting, entries: movement(sender.id, receiver.id, input.amount) });
   await record(tx, actor, {
     action: 'transfer.created',
     targetType: 'transaction',
     targetId: transaction.id,
-    details: { from_account: sender.account_number, to_account: receiver.account_number, amount: formatAmount(input.amount), currency: sender.currency },
+    details: {
+      from_account: sender.account_number,
+      to_account: receiver.account_number,
+      amount: formatAmount(input.amount),
+      currency: sender.currency,
+      status: transaction.status,
+      ...(reasons.length > 0 ? { review_reasons: reasons } : {}),
+    },
   });
   return readTransaction(tx, transaction.id);
 }

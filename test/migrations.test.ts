@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase, type DatabaseHandle } from '../src/db/connection.js';
+import { migrate, readMigrations } from '../src/db/migrate.js';
+import { createTestDatabase, engine } from './helpers/database.js';
+
+const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
+const versions = readMigrations().map((migration) => migration.version);
+
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+async function onServer(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** An empty database, never migrated, and `count` handles on it (one handle on PGlite: it has one session). */
+async function freshDatabase(count: number): Promise<DatabaseHandle[]> {
+  if (engine === 'pglite') {
+    const handle = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://' });
+    cleanups.push(() => handle.close());
+    return Array.from({ length: count }, () => handle);
+  }
+  const name = `bank_test_${randomBytes(6).toString('hex')}`;
+  await onServer(`CREATE DATABASE ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const handles = Array.from({ length: count }, () => openDatabase({ databaseUrl: url.toString(), dataDir: '', poolSize: 2 }));
+  const opened = await Promise.all(handles);
+  cleanups.push(async () => {
+    await Promise.all(opened.map((handle) => handle.close()));
+    await onServer(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  });
+  return opened;
+}
+
+async function appliedVersions(handle: DatabaseHandle): Promise<number[]> {
+  const rows = await handle.withSession((session) => session.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version'));
+  return rows.map((row) => Number(row.version));
+}
+
+describe(`migrations (${engine})`, () => {
+  it('has migrations, numbered without duplicates', () => {
+    expect(versions.length).toBeGreaterThan(0);
+    expect(new Set(versions).size).toBe(versions.length);
+  });
+
+  it('applies nothing when run again on a migrated database', async () => {
+    const database = await createTestDatabase();
+    cleanups.push(() => database.drop());
+    expect(await migrate(database.handle)).toEqual([]);
+    expect(await migrate(database.handle)).toEqual([]);
+    expect(await appliedVersions(database.handle)).toEqual(versions);
+  });
+
+  it('applies each migration exactly once when three instances migrate one fresh database at the same time', async () => {
+    const handles = await freshDatabase(3);
+    const results = await Promise.all(handles.map((handle) => migrate(handle)));
+    // Every call succeeded; between them they applied every version once, the others found nothing to do.
+    expect(results.flat().sort((a, b) => a - b)).toEqual(versions);
+    expect(results.filter((applied) => applied.length > 0)).toHaveLength(1);
+    expect(await appliedVersions(handles[0]!)).toEqual(versions);
+    const rows = await handles[0]!.withSession((session) =>
+      session.query<{ version: number; n: number }>('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version'),
+    );
+    for (const row of rows) expect(Number(row.n)).toBe(1);
+    // And once more, from any instance: nothing left.
+    expect(await migrate(handles[2]!)).toEqual([]);
+  });
+});
