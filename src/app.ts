@@ -82,6 +82,8 @@ export async function buildApp({ config, database, redis, logger }: AppDependenc
 
   // Shared wire shapes, referenced by $id from the routes and listed once in the OpenAPI components.
   for (const schema of [Problem, User, Account, Transaction]) app.addSchema(schema);
+  // JSON everywhere, plus the OAuth2 form at login: anything else is 415, not a string for a handler to trip on.
+  app.removeContentTypeParser('text/plain');
   await app.register(formbody);
   await registerDocs(app);
   await app.register(operationRoutes, { database });

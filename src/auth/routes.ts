@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
+import { validationError } from '../http/errors.js';
 import { errorResponses } from '../http/schemas.js';
 import { User } from '../users/schemas.js';
 import { ChangePasswordBody, FormLogin, JsonLogin, RefreshBody, RegisterBody, TokenResponse } from './schemas.js';
@@ -22,8 +23,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = asyn
       },
     },
     async (request) => {
-      const body = request.body as Static<typeof JsonLogin> | Static<typeof FormLogin>;
-      const email = 'email' in body ? body.email : body.username;
+      // Fastify validates a body by its content type; a request with none (or no body) reaches here unchecked.
+      const body = request.body as Partial<Static<typeof JsonLogin> & Static<typeof FormLogin>> | undefined;
+      const email = body?.email ?? body?.username;
+      if (typeof email !== 'string' || typeof body?.password !== 'string') {
+        throw validationError('email', 'and password are required, as JSON or as an OAuth2 password form');
+      }
       return auth.login(actorOf(request), email, body.password);
     },
   );

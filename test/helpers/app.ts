@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -81,10 +83,18 @@ let sequence = 0;
  * The whole service on a database of its own, built by the same buildApp as production. Closed after
  * the file's tests unless the test closes it first.
  */
-export async function testApp(env: Record<string, string> = {}): Promise<TestApp> {
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface TestAppOptions {
+  /** Keep rate-limit and lockout counters in Redis (under a key prefix of this app's own). */
+  redis?: boolean;
+}
+
+export async function testApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const config = testConfig(env);
-  const app = await buildApp({ config, database: database.handle, logger: false });
+  const redis = options.redis ? new Redis(TEST_REDIS_URL, { keyPrefix: `test:${randomBytes(6).toString('hex')}:`, maxRetriesPerRequest: 1 }) : undefined;
+  const app = await buildApp({ config, database: database.handle, logger: false, ...(redis ? { redis } : {}) });
   await app.auth.bootstrapAdmin(ADMIN_EMAIL, ADMIN_PASSWORD);
   const anonymous = new Client(app, undefined);
   const login = async (email: string, password: string) => {
@@ -129,6 +139,7 @@ export async function testApp(env: Record<string, string> = {}): Promise<TestApp
       if (closed) return;
       closed = true;
       await app.close();
+      redis?.disconnect();
       await database.drop();
     },
   };

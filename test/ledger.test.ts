@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { withTransaction, sqlState } from '../src/db/transaction.js';
+import { DomainError } from '../src/http/errors.js';
+import { internalAccount, movement, postTransaction, UnbalancedPostingError, type Entry, type Posting } from '../src/ledger/post.js';
+import { testApp, type Customer, type TestApp } from './helpers/app.js';
+
+/** What the ledger holds, to show that a refused posting changed nothing. */
+interface Snapshot {
+  transactions: number;
+  entries: number;
+  balances: Map<string, bigint>;
+}
+
+describe('the ledger', () => {
+  let bank: TestApp;
+  let alice: Customer;
+  let bob: Customer;
+
+  const handle = () => bank.database.handle;
+  const db = () => bank.database.handle.db;
+
+  const snapshot = async (): Promise<Snapshot> => {
+    const transactions = await db().selectFrom('transactions').select('id').execute();
+    const entries = await db().selectFrom('journal_entries').select('id').execute();
+    const accounts = await db().selectFrom('accounts').select(['id', 'balance']).execute();
+    return { transactions: transactions.length, entries: entries.length, balances: new Map(accounts.map((a) => [a.id, a.balance])) };
+  };
+
+  const posting = (entries: Entry[], overrides: Partial<Posting> = {}): Posting => ({
+    type: 'transfer',
+    amount: 100n,
+    currency: 'USD',
+    fromAccountId: alice.account.id,
+    toAccountId: bob.account.id,
+    description: 'ledger test',
+    createdBy: alice.user.id,
+    entries,
+    ...overrides,
+  });
+
+  /** Runs fn in a transaction and answers what it threw (the test fails if it threw nothing). */
+  const failure = async (fn: Parameters<typeof withTransaction>[1]): Promise<unknown> => {
+    try {
+      await withTransaction(handle(), fn);
+    } catch (error) {
+      return error;
+    }
+    throw new Error('expected the transaction to fail');
+  };
+
+  beforeAll(async () => {
+    bank = await testApp();
+    alice = await bank.customer('100.00');
+    bob = await bank.customer('100.00');
+  });
+
+  describe('postTransaction', () => {
+    it('posts a balanced movement: balances, the transaction row and journal entries with running balances', async () => {
+      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(alice.account.id, bob.account.id, 2500n))));
+      expect(row).toMatchObject({ type: 'transfer', status: 'completed', amount: 100n, currency: 'USD', from_account_id: alice.account.id });
+
+      const entries = await db().selectFrom('journal_entries').selectAll().where('transaction_id', '=', row.id).orderBy('amount').execute();
+      expect(entries.map((e) => [e.account_id, e.amount, e.balance_after])).toEqual([
+        [alice.account.id, -2500n, 7500n],
+        [bob.account.id, 2500n, 12500n],
+      ]);
+      const balances = (await snapshot()).balances;
+      expect(balances.get(alice.account.id)).toBe(7500n);
+      expect(balances.get(bob.account.id)).toBe(12500n);
+    });
+
+    it('posts more than two entries when they sum to zero', async () => {
+      const carol = await bank.customer();
+      const entries = [
+        { accountId: alice.account.id, amount: -300n },
+        { accountId: bob.account.id, amount: 100n },
+        { accountId: carol.account.id, amount: 200n },
+      ];
+      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(entries, { toAccountId: carol.account.id, amount: 300n })));
+      const journal = await db().selectFrom('journal_entries').select(['amount']).where('transaction_id', '=', row.id).execute();
+      expect(journal.reduce((sum, e) => sum + e.amount, 0n)).toBe(0n);
+      expect(journal).toHaveLength(3);
+    });
+
+    it.each<[string, (a: string, b: string) => Entry[]]>([
+      ['unbalanced', (a, b) => [{ accountId: a, amount: -100n }, { accountId: b, amount: 99n }]],
+      ['single-entry', (a) => [{ accountId: a, amount: 100n }]],
+      ['empty', () => []],
+      ['zero-amount', (a, b) => [{ accountId: a, amount: 0n }, { accountId: b, amount: 0n }]],
+      ['money-from-nowhere', (a, b) => [{ accountId: a, amount: 100n }, { accountId: b, amount: 100n }]],
+    ])('refuses a %s posting with UnbalancedPostingError before touching any row', async (_name, entriesOf) => {
+      const before = await snapshot();
+      const error = await failure((tx) => postTransaction(tx, posting(entriesOf(alice.account.id, bob.account.id))));
+      expect(error).toBeInstanceOf(UnbalancedPostingError);
+      expect(await snapshot()).toEqual(before);
+    });
+
+    it('refuses an unbalanced posting even for accounts that do not exist: the check comes before any lookup', async () => {
+      const error = await failure((tx) => postTransaction(tx, posting([{ accountId: randomUUID(), amount: 5n }])));
+      expect(error).toBeInstanceOf(UnbalancedPostingError);
+    });
+
+    it('refuses a posting that would overdraw a customer account, and changes nothing', async () => {
+      const before = await snapshot();
+      const tooMuch = before.balances.get(alice.account.id)! + 1n;
+      const error = await failure((tx) => postTransaction(tx, posting(movement(alice.account.id, bob.account.id, tooMuch))));
+      expect(error).toBeInstanceOf(DomainError);
+      expect((error as DomainError).code).toBe('insufficient_funds');
+      expect(await snapshot()).toEqual(before);
+    });
+
+    it('refuses a posting across currencies, and an unknown account', async () => {
+      const euros = await bank.customer('10.00', { currency: 'EUR' });
+      const before = await snapshot();
+      const mixed = await failure((tx) => postTransaction(tx, posting(movement(euros.account.id, bob.account.id, 100n))));
+      expect((mixed as DomainError).code).toBe('currency_mismatch');
+      const unknown = await failure((tx) => postTransaction(tx, posting(movement(alice.account.id, randomUUID(), 100n))));
+      expect((unknown as DomainError).code).toBe('account_not_found');
+      expect(await snapshot()).toEqual(before);
+    });
+
+    it('lets the bank’s internal cash account go negative', async () => {
+      const cashBefore = await withTransaction(handle(), (tx) => internalAccount(tx, 'cash', 'USD'));
+      const before = (await snapshot()).balances.get(cashBefore)!;
+      await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(cashBefore, bob.account.id, 1000n), { type: 'deposit', fromAccountId: cashBefore })));
+      expect((await snapshot()).balances.get(cashBefore)).toBe(before - 1000n);
+      expect(before - 1000n).toBeLessThan(0n);
+    });
+  });
+
+  describe('the database’s own guards', () => {
+    const someEntry = () => db().selectFrom('journal_entries').selectAll().where('account_id', '=', alice.account.id).executeTakeFirstOrThrow();
+    const someTransaction = () => db().selectFrom('transactions').selectAll().where('to_account_id', '=', alice.account.id).executeTakeFirstOrThrow();
+
+    it('refuses UPDATE, DELETE and TRUNCATE of journal entries', async () => {
+      const entry = await someEntry();
+      const update = await failure((tx) => tx.updateTable('journal_entries').set({ amount: entry.amount + 1n }).where('id', '=', entry.id).execute());
+      expect(sqlState(update)).toBe('42501');
+      const del = await failure((tx) => tx.deleteFrom('journal_entries').where('id', '=', entry.id).execute());
+      expect(sqlState(del)).toBe('42501');
+      const truncate = await failure((tx) => sql`TRUNCATE journal_entries`.execute(tx));
+      expect(sqlState(truncate)).toBe('42501');
+      expect(await someEntry()).toEqual(entry);
+    });
+
+    it('refuses changing what a transaction moved, or deleting it, but lets its review state change', async () => {
+      const transaction = await someTransaction();
+      const amount = await failure((tx) => tx.updateTable('transactions').set({ amount: transaction.amount * 2n }).where('id', '=', transaction.id).execute());
+      expect(sqlState(amount)).toBe('42501');
+      const account = await failure((tx) => tx.updateTable('transactions').set({ to_account_id: bob.account.id }).where('id', '=', transaction.id).execute());
+      expect(sqlState(account)).toBe('42501');
+      const del = await failure((tx) => tx.deleteFrom('transactions').where('id', '=', transaction.id).execute());
+      expect(sqlState(del)).toBe('42501');
+      expect(await someTransaction()).toEqual(transaction);
+
+      await withTransaction(handle(), (tx) => tx.updateTable('transactions').set({ review_note: 'looked at' }).where('id', '=', transaction.id).execute());
+      expect((await someTransaction()).review_note).toBe('looked at');
+    });
+
+    it('refuses, at commit, journal entries inserted directly that do not balance', async () => {
+      const before = await snapshot();
+      let insertedWithoutError = false;
+      const error = await failure(async (tx) => {
+        const transaction = await tx
+          .insertInto('transactions')
+          .values({
+            type: 'deposit',
+            status: 'completed',
+            amount: 500n,
+            currency: 'USD',
+            from_account_id: bob.account.id,
+            to_account_id: alice.account.id,
+            description: 'bypassing the service',
+            created_by: null,
+            reviewed_by: null,
+            reviewed_at: null,
+            review_note: null,
+            reverses_id: null,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await tx.insertInto('journal_entries').values({ transaction_id: transaction.id, account_id: alice.account.id, amount: 500n, balance_after: 0n }).execute();
+        // The trigger is deferred: the statement itself succeeds, so a posting may write its entries one by one.
+        insertedWithoutError = true;
+      });
+      expect(insertedWithoutError).toBe(true);
+      expect(sqlState(error)).toBe('23514');
+      expect(await snapshot()).toEqual(before);
+    });
+
+    it('accepts directly inserted entries that balance (the deferred check is not a blanket refusal)', async () => {
+      const before = await snapshot();
+      await withTransaction(handle(), async (tx) => {
+        const transaction = await tx
+          .insertInto('transactions')
+          .values({
+            type: 'transfer',
+            status: 'completed',
+            amount: 1n,
+            currency: 'USD',
+            from_account_id: bob.account.id,
+            to_account_id: alice.account.id,
+            description: 'two entries, one at a time',
+            created_by: null,
+            reviewed_by: null,
+            reviewed_at: null,
+            review_note: null,
+            reverses_id: null,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        // Balances move with the entries, so this file's ledger stays reconciled.
+        for (const [accountId, amount] of [[alice.account.id, 1n], [bob.account.id, -1n]] as const) {
+          const { balance } = await tx
+            .updateTable('accounts')
+            .set((eb) => ({ balance: eb('balance', '+', amount) }))
+            .where('id', '=', accountId)
+            .returning('balance')
+            .executeTakeFirstOrThrow();
+          await tx.insertInto('journal_entries').values({ transaction_id: transaction.id, account_id: accountId, amount, balance_after: balance }).execute();
+        }
+      });
+      expect((await snapshot()).entries).toBe(before.entries + 2);
+    });
+
+    it('refuses a customer balance below zero, or an available balance below zero, set by a direct UPDATE (CHECK, 23514)', async () => {
+      const negative = await failure((tx) => tx.updateTable('accounts').set({ balance: -1n }).where('id', '=', alice.account.id).execute());
+      expect(sqlState(negative)).toBe('23514');
+      const held = await failure((tx) =>
+        tx.updateTable('accounts').set((eb) => ({ held: eb('balance', '+', 1n) })).where('id', '=', alice.account.id).execute(),
+      );
+      expect(sqlState(held)).toBe('23514');
+      const direct = await db().updateTable('accounts').set({ balance: -1n }).where('id', '=', bob.account.id).execute().catch((e: unknown) => e);
+      expect(sqlState(direct)).toBe('23514');
+    });
+  });
+});
