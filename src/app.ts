@@ -6,6 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { accountRoutes } from './accounts/routes.js';
+import { auditRoutes } from './audit/routes.js';
 import { Account } from './accounts/schemas.js';
 import { DatabaseLoginThrottle, RedisLoginThrottle } from './auth/lockout.js';
 import { PasswordHasher } from './auth/passwords.js';
@@ -92,6 +93,7 @@ export async function buildApp({ config, database, redis, logger }: AppDependenc
   await app.register(accountRoutes, { config, database });
   await app.register(transferRoutes, { config, database });
   await app.register(ledgerRoutes, { database });
+  await app.register(auditRoutes, { database });
   await app.ready();
   return app;
 }

@@ -4,6 +4,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/connection.js';
 import { migrate } from './db/migrate.js';
+import { scheduleSealing } from './audit/chain.js';
 import { schedulePurge } from './http/idempotency.js';
 
 /** Entry point: configuration, migrations, the first admin, then listen until SIGTERM/SIGINT. */
@@ -33,12 +34,14 @@ async function main(): Promise<void> {
   }
 
   const stopPurge = schedulePurge(database.db, (err) => app.log.warn({ err }, 'idempotency key purge failed'));
+  const stopSealing = scheduleSealing(database, 1_000, (err) => app.log.warn({ err }, 'audit chain sealing failed'));
 
   // SIGTERM: stop accepting connections, let requests in flight finish, close the pool, exit.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
     stopPurge();
+    stopSealing();
     await app.close();
     await database.close();
     redis?.disconnect();

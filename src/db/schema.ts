@@ -12,6 +12,8 @@ export interface Database {
   access_tokens: AccessTokensTable;
   refresh_tokens: RefreshTokensTable;
   login_failures: LoginFailuresTable;
+  audit_chain: AuditChainTable;
+  audit_chain_head: AuditChainHeadTable;
 }
 
 export type Role = 'customer' | 'admin' | 'auditor';
@@ -88,6 +90,22 @@ export interface AuditLogTable {
   ip: string | null;
   request_id: string | null;
   details: ColumnType<unknown, string, never>;
+  xact_id: Generated<bigint>;
+}
+
+export interface AuditChainTable {
+  sequence: bigint;
+  entry_id: string;
+  prev_hash: string;
+  hash: string;
+  sealed_at: Generated<Date>;
+}
+
+export interface AuditChainHeadTable {
+  singleton: Generated<boolean>;
+  sequence: bigint;
+  hash: string;
+  sealed_below: bigint;
 }
 
 export interface IdempotencyKeysTable {
