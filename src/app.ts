@@ -19,6 +19,7 @@ import { registerAccessControl, type Access } from './http/access.js';
 import { CONTENT_SECURITY_POLICY, registerDocs, SECURITY } from './http/docs.js';
 import { registerErrorHandling } from './http/errors.js';
 import { fastifyOptions, validatorCompiler } from './http/fastify-options.js';
+import { registerMetrics } from './http/metrics.js';
 import { operationRoutes } from './http/operations.js';
 import { Problem } from './http/schemas.js';
 import { ledgerRoutes } from './ledger/routes.js';
@@ -88,6 +89,7 @@ export async function buildApp({ config, database, redis, logger }: AppDependenc
   await app.register(formbody);
   await registerDocs(app);
   await app.register(operationRoutes, { database });
+  registerMetrics(app);
   await app.register(authRoutes, { auth });
   await app.register(userRoutes, { database });
   await app.register(accountRoutes, { config, database });

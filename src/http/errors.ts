@@ -91,7 +91,15 @@ export function problem(code: ErrorCode, detail: string, errors?: FieldError[]):
   };
 }
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The stable code of a problem answer, for metrics. */
+    problemCode: ErrorCode | null;
+  }
+}
+
 export function sendProblem(reply: FastifyReply, body: Problem, retryAfterSeconds?: number): FastifyReply {
+  reply.problemCode = body.code;
   if (body.status === 401) reply.header('www-authenticate', 'Bearer');
   if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
   return reply.code(body.status).type('application/problem+json').send(body);
@@ -122,6 +130,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
+  app.decorateReply('problemCode', null);
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof DomainError) {
       return sendProblem(reply, problem(error.code, error.message, error.extra.errors), error.extra.retryAfterSeconds);
