@@ -51,8 +51,10 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
         oid === INT8_OID ? (value: string) => BigInt(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle client losing its server emits 'error' on the pool; without a listener that kills the process.
+  // A client losing its server emits 'error': on the pool while idle, on the client itself while checked
+  // out. Unheard, either kills the process; the query in progress fails on its own and answers 503.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return {
     engine: 'postgres',
     db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
