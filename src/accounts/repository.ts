@@ -1,5 +1,5 @@
 import type { AccountRow, AccountType, Db, Tx } from '../db/schema.js';
-import type { Keyset } from '../http/pagination.js';
+import { afterCursor, type Keyset } from '../http/pagination.js';
 import { generateAccountNumber } from './account-number.js';
 
 export function findCustomerAccount(db: Db | Tx, id: string): Promise<AccountRow | undefined> {
@@ -32,9 +32,6 @@ export async function insertAccount(
 export function listCustomerAccounts(db: Db, filter: { userId?: string; after?: Keyset; limit: number }): Promise<AccountRow[]> {
   let query = db.selectFrom('accounts').selectAll().where('type', '<>', 'internal');
   if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
-  if (filter.after) {
-    const { at, id } = filter.after;
-    query = query.where((eb) => eb.or([eb('created_at', '>', at), eb.and([eb('created_at', '=', at), eb('id', '>', id)])]));
-  }
+  if (filter.after) query = query.where(afterCursor('created_at', 'id', filter.after, 'asc'));
   return query.orderBy('created_at').orderBy('id').limit(filter.limit + 1).execute();
 }

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/schema.js';
 import { validationError } from '../http/errors.js';
-import { decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 
 export interface AuditEntryView {
   id: string;
@@ -45,7 +45,7 @@ export async function listAuditEntries(db: Db, filter: AuditFilter): Promise<Pag
   if (filter.from) query = query.where('a.at', '>=', sql<Date>`${filter.from}::date::timestamp AT TIME ZONE 'UTC'`);
   if (filter.to) query = query.where('a.at', '<', sql<Date>`(${filter.to}::date + 1)::timestamp AT TIME ZONE 'UTC'`);
   const after = decodeCursor(filter.cursor);
-  if (after) query = query.where((eb) => eb.or([eb('a.at', '<', after.at), eb.and([eb('a.at', '=', after.at), eb('a.id', '<', after.id)])]));
+  if (after) query = query.where(afterCursor('a.at', 'a.id', after, 'desc'));
   const rows = await query.orderBy('a.at', 'desc').orderBy('a.id', 'desc').limit(filter.limit + 1).execute();
   return toPage(
     rows,

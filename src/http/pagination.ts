@@ -1,4 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox';
+import { sql, type RawBuilder } from 'kysely';
 import { validationError } from './errors.js';
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -43,6 +44,15 @@ export function decodeCursor(cursor: string | undefined): Keyset | undefined {
     // falls through to the validation error
   }
   throw validationError('cursor', 'is not a cursor this service issued');
+}
+
+/**
+ * The rows after the cursor in the listing's order, as one row comparison, `(at, id) > (cursor)`,
+ * which PostgreSQL answers from the (at, id) index.
+ */
+export function afterCursor(atColumn: string, idColumn: string, after: Keyset, order: 'asc' | 'desc'): RawBuilder<boolean> {
+  const comparison = sql.raw(order === 'asc' ? '>' : '<');
+  return sql<boolean>`(${sql.ref(atColumn)}, ${sql.ref(idColumn)}) ${comparison} (${after.at}::timestamptz, ${after.id}::uuid)`;
 }
 
 /** Turns limit+1 fetched rows into a page: the extra row only tells that another page exists. */

@@ -1,7 +1,7 @@
 import { record, type Actor } from '../audit/record.js';
 import type { Db, Tx } from '../db/schema.js';
 import { DomainError } from '../http/errors.js';
-import { decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { lockAccounts, lockTransaction, releaseHeldTransfer, settleHeldTransfer } from '../ledger/post.js';
 import { readTransaction, selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';
@@ -10,7 +10,7 @@ import { formatAmount } from '../money.js';
 export async function listFlagged(db: Db, query: { limit: number; cursor?: string }): Promise<Page<TransactionView>> {
   let select = selectTransactions(db).where('t.status', '=', 'pending_review');
   const after = decodeCursor(query.cursor);
-  if (after) select = select.where((eb) => eb.or([eb('t.created_at', '>', after.at), eb.and([eb('t.created_at', '=', after.at), eb('t.id', '>', after.id)])]));
+  if (after) select = select.where(afterCursor('t.created_at', 't.id', after, 'asc'));
   const rows = await select.orderBy('t.created_at').orderBy('t.id').limit(query.limit + 1).execute();
   return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), toTransactionView);
 }

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { record, type Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
 import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
-import { decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError } from '../http/errors.js';
 import { describeShortfall, holdTransfer, lockAccounts, movement, postTransaction } from '../ledger/post.js';
 import { readSenderHistory } from '../risk/history.js';
@@ -126,9 +126,7 @@ export async function listTransactions(db: Db, caller: AuthenticatedUser, filter
   if (filter.from) query = query.where('t.created_at', '>=', sql<Date>`${filter.from}::date::timestamp AT TIME ZONE 'UTC'`);
   if (filter.to) query = query.where('t.created_at', '<', sql<Date>`(${filter.to}::date + 1)::timestamp AT TIME ZONE 'UTC'`);
   const after = decodeCursor(filter.cursor);
-  if (after) {
-    query = query.where((eb) => eb.or([eb('t.created_at', '<', after.at), eb.and([eb('t.created_at', '=', after.at), eb('t.id', '<', after.id)])]));
-  }
+  if (after) query = query.where(afterCursor('t.created_at', 't.id', after, 'desc'));
   const rows = await query.orderBy('t.created_at', 'desc').orderBy('t.id', 'desc').limit(filter.limit + 1).execute();
   return toPage(rows, filter.limit, (row) => ({ at: row.created_at, id: row.id }), toTransactionView);
 }

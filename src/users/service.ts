@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { record, type Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
 import type { Db, Role, Tx, UserRow } from '../db/schema.js';
-import { decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { sqlState } from '../db/transaction.js';
 import { DomainError } from '../http/errors.js';
 import { findUserById, insertUser } from './repository.js';
@@ -64,7 +64,7 @@ export async function listUsers(db: Db, query: { role?: Role; limit: number; cur
   let select = db.selectFrom('users').selectAll();
   if (query.role) select = select.where('role', '=', query.role);
   const after = decodeCursor(query.cursor);
-  if (after) select = select.where((eb) => eb.or([eb('created_at', '>', after.at), eb.and([eb('created_at', '=', after.at), eb('id', '>', after.id)])]));
+  if (after) select = select.where(afterCursor('created_at', 'id', after, 'asc'));
   const rows = await select.orderBy('created_at').orderBy('id').limit(query.limit + 1).execute();
   return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), toUserView);
 }
