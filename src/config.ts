@@ -37,6 +37,8 @@ export interface Config {
   loginMaxFailures: number;
   loginLockoutMinutes: number;
   loanAnnualRate: string;
+  statementMaxDays: number;
+  bankName: string;
   logLevel: string;
 }
 
@@ -147,6 +149,8 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
   if (adminPassword !== undefined && (Buffer.byteLength(adminPassword) < 8 || Buffer.byteLength(adminPassword) > 72)) {
     fail('ADMIN_PASSWORD', '8 to 72 bytes long', '<hidden>');
   }
+  const bankName = env.BANK_NAME ?? 'Modular Bank';
+  if (bankName.length > 100 || /[\p{Cc}]/u.test(bankName)) fail('BANK_NAME', 'a name of at most 100 characters on one line', bankName);
   const loanRate = env.LOAN_ANNUAL_RATE ?? '12.00';
   if (!/^\d{1,2}(\.\d{1,2})?$|^100(\.0{1,2})?$/.test(loanRate)) fail('LOAN_ANNUAL_RATE', 'a percentage from 0 to 100 with at most two decimals', loanRate);
 
@@ -179,6 +183,8 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
     loginMaxFailures: integer(env, 'LOGIN_MAX_FAILURES', 5, 1, 1000),
     loginLockoutMinutes: integer(env, 'LOGIN_LOCKOUT_MINUTES', 15, 1, 10_080),
     loanAnnualRate: loanRate,
+    statementMaxDays: integer(env, 'STATEMENT_MAX_DAYS', 366, 1, 3660),
+    bankName,
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   };
 }

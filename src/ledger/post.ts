@@ -41,6 +41,20 @@ export async function lockAccounts(tx: Tx, ids: string[]): Promise<Map<string, A
   return new Map(rows.map((row) => [row.id, row]));
 }
 
+/**
+ * Locks a transfer's two accounts by number, in id order, in one round trip. The sender is matched only
+ * if it belongs to `ownerId`, so a caller cannot hold a lock on somebody else's account.
+ */
+export async function lockTransferAccounts(tx: Tx, fromNumber: string, toNumber: string, ownerId: string): Promise<AccountRow[]> {
+  return tx
+    .selectFrom('accounts')
+    .selectAll()
+    .where((eb) => eb.or([eb.and([eb('account_number', '=', fromNumber), eb('user_id', '=', ownerId)]), eb('account_number', '=', toNumber)]))
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+}
+
 /** The bank's internal account of one kind and currency, created on first use. */
 export async function internalAccount(tx: Tx, code: SystemAccount, currency: string): Promise<string> {
   await tx
@@ -120,13 +134,20 @@ async function applyDeltas(tx: Tx, deltas: Array<{ id: string; balance: bigint; 
  * it left behind. `release` lowers the sender's held amount in the same statement (a held transfer
  * being settled). Behind it, the journal's deferred trigger refuses an unbalanced transaction at commit.
  */
-async function postEntries(tx: Tx, transactionId: string, currency: string, entries: Entry[], release?: { accountId: string; amount: bigint }) {
+async function postEntries(
+  tx: Tx,
+  transactionId: string,
+  currency: string,
+  entries: Entry[],
+  options: { release?: { accountId: string; amount: bigint }; locked?: ReadonlyMap<string, AccountRow> } = {},
+) {
   assertBalanced(entries);
+  const { release } = options;
   const byAccount = new Map<string, bigint>();
   for (const entry of entries) byAccount.set(entry.accountId, (byAccount.get(entry.accountId) ?? 0n) + entry.amount);
   const accountIds = [...byAccount.keys()].sort();
 
-  const locked = await lockAccounts(tx, accountIds);
+  const locked = accountIds.every((id) => options.locked?.has(id)) ? options.locked! : await lockAccounts(tx, accountIds);
   const running = new Map<string, bigint>();
   for (const id of accountIds) {
     const account = locked.get(id);
@@ -150,13 +171,17 @@ async function postEntries(tx: Tx, transactionId: string, currency: string, entr
     .execute();
 }
 
-/** The one way money moves at once: a completed transaction and its journal entries. */
-export async function postTransaction(tx: Tx, posting: Posting): Promise<TransactionRow> {
+/**
+ * The one way money moves at once: a completed transaction and its journal entries. A caller that has
+ * already locked the accounts in this transaction (with lockAccounts, and changed no balance since)
+ * passes them as `locked`, which spares a second round trip to lock them again.
+ */
+export async function postTransaction(tx: Tx, posting: Posting, locked?: ReadonlyMap<string, AccountRow>): Promise<TransactionRow> {
   const { entries, ...header } = posting;
   // Checked before the transaction row exists, so a bad posting touches nothing.
   assertBalanced(entries);
   const transaction = await insertTransaction(tx, header, 'completed');
-  await postEntries(tx, transaction.id, posting.currency, entries);
+  await postEntries(tx, transaction.id, posting.currency, entries, locked ? { locked } : {});
   return transaction;
 }
 
@@ -183,8 +208,7 @@ export interface Decision {
 /** Approves a held transfer: the hold becomes the journal entries that move the money. */
 export async function settleHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
   await postEntries(tx, held.id, held.currency, movement(held.from_account_id, held.to_account_id, held.amount), {
-    accountId: held.from_account_id,
-    amount: held.amount,
+    release: { accountId: held.from_account_id, amount: held.amount },
   });
   await markReviewed(tx, held.id, 'completed', decision);
 }

@@ -4,10 +4,10 @@ import type { AuthenticatedUser } from '../auth/service.js';
 import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError } from '../http/errors.js';
-import { describeShortfall, holdTransfer, lockAccounts, movement, postTransaction } from '../ledger/post.js';
+import { describeShortfall, holdTransfer, lockTransferAccounts, movement, postTransaction } from '../ledger/post.js';
 import { readSenderHistory } from '../risk/history.js';
 import { reviewReasons, type RiskSettings } from '../risk/rules.js';
-import { readTransaction, selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
+import { selectTransactions, toTransactionView, viewOfNew, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';
 
 export interface TransferInput {
@@ -25,19 +25,11 @@ export interface TransferInput {
  */
 export async function transfer(tx: Tx, actor: Actor & { id: string }, input: TransferInput, risk: RiskSettings): Promise<TransactionView> {
   if (input.fromAccount === input.toAccount) throw validationError('to_account', 'must differ from from_account');
-  const found = await tx
-    .selectFrom('accounts')
-    .select(['id', 'account_number', 'user_id'])
-    .where('account_number', 'in', [input.fromAccount, input.toAccount])
-    .execute();
-  const from = found.find((account) => account.account_number === input.fromAccount);
-  const to = found.find((account) => account.account_number === input.toAccount);
-  if (!from || from.user_id !== actor.id) throw new DomainError('account_not_found', `No account ${input.fromAccount} of yours`);
-  if (!to) throw new DomainError('account_not_found', `No account ${input.toAccount}`);
-
-  const locked = await lockAccounts(tx, [from.id, to.id]);
-  const sender = locked.get(from.id)!;
-  const receiver = locked.get(to.id)!;
+  const locked = await lockTransferAccounts(tx, input.fromAccount, input.toAccount, actor.id);
+  const sender = locked.find((account) => account.account_number === input.fromAccount);
+  const receiver = locked.find((account) => account.account_number === input.toAccount);
+  if (!sender) throw new DomainError('account_not_found', `No account ${input.fromAccount} of yours`);
+  if (!receiver) throw new DomainError('account_not_found', `No account ${input.toAccount}`);
   for (const account of [sender, receiver]) {
     if (account.status !== 'active') throw new DomainError('account_not_active', `Account ${account.account_number} is ${account.status}`);
   }
@@ -67,7 +59,7 @@ export async function transfer(tx: Tx, actor: Actor & { id: string }, input: Tra
   const transaction =
     reasons.length > 0
       ? await holdTransfer(tx, posting, reasons)
-      : await postTransaction(tx, { ...posting, entries: movement(sender.id, receiver.id, input.amount) });
+      : await postTransaction(tx, { ...posting, entries: movement(sender.id, receiver.id, input.amount) }, new Map(locked.map((row) => [row.id, row])));
   await record(tx, actor, {
     action: 'transfer.created',
     targetType: 'transaction',
@@ -81,7 +73,7 @@ export async function transfer(tx: Tx, actor: Actor & { id: string }, input: Tra
       ...(reasons.length > 0 ? { review_reasons: reasons } : {}),
     },
   });
-  return readTransaction(tx, transaction.id);
+  return viewOfNew(transaction, { from: sender, to: receiver });
 }
 
 /** A customer sees transactions that touch its own accounts; staff see all. Anything else is not found. */
