@@ -14,12 +14,15 @@ export interface Database {
   login_failures: LoginFailuresTable;
   audit_chain: AuditChainTable;
   audit_chain_head: AuditChainHeadTable;
+  loans: LoansTable;
+  loan_installments: LoanInstallmentsTable;
+  loan_payments: LoanPaymentsTable;
 }
 
 export type Role = 'customer' | 'admin' | 'auditor';
 export type AccountType = 'checking' | 'savings' | 'internal';
 export type AccountStatus = 'active' | 'frozen' | 'closed';
-export type SystemAccount = 'cash' | 'loan_fund';
+export type SystemAccount = 'cash' | 'loan_fund' | 'interest_income';
 export type TransactionType = 'transfer' | 'deposit' | 'withdrawal' | 'loan_disbursement' | 'loan_repayment' | 'reversal';
 export type TransactionStatus = 'completed' | 'pending_review' | 'rejected';
 
@@ -157,3 +160,49 @@ export type NewTransaction = Insertable<TransactionsTable>;
 export type Db = Kysely<Database>;
 /** A handle inside a database transaction: what every service function takes first. */
 export type Tx = Transaction<Database>;
+
+export type LoanStatus = 'pending' | 'active' | 'rejected' | 'paid_off';
+
+export interface LoansTable {
+  id: Generated<string>;
+  user_id: string;
+  account_id: string;
+  principal: bigint;
+  /** Hundredths of a percent a year: 12.00 % is 1200. */
+  annual_rate_bp: number;
+  term_months: number;
+  monthly_installment: bigint;
+  total_payable: bigint;
+  status: Generated<LoanStatus>;
+  purpose: string | null;
+  created_at: Generated<Date>;
+  decided_by: string | null;
+  decided_at: Date | null;
+  decision_note: string | null;
+  disbursement_transaction_id: string | null;
+}
+
+export interface LoanInstallmentsTable {
+  loan_id: string;
+  number: number;
+  /** A calendar date, written as YYYY-MM-DD; read it as text (loans/repository.ts), never as a Date in local time. */
+  due_date: ColumnType<Date, string, never>;
+  installment: bigint;
+  principal: bigint;
+  interest: bigint;
+  balance_after: bigint;
+  paid_principal: Generated<bigint>;
+  paid_interest: Generated<bigint>;
+}
+
+export interface LoanPaymentsTable {
+  id: Generated<string>;
+  loan_id: string;
+  transaction_id: string;
+  amount: bigint;
+  principal: bigint;
+  interest: bigint;
+  created_at: Generated<Date>;
+}
+
+export type LoanRow = Selectable<LoansTable>;

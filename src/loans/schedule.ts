@@ -45,9 +45,9 @@ function greatestCommonDivisor(a: bigint, b: bigint): bigint {
  * The annuity P·r / (1 − (1 + r)^−n), rounded half up to cents; P / n when r = 0.
  *
  * With r = a/b the formula is, exactly, P·a·(a+b)^n / (b·((a+b)^n − b^n)): one integer division of
- * two bigints, rounded once. The powers are large (about 6,100 bits for 36 % over 360 months) but a
- * bigint multiplication of that size takes microseconds, and no approximation means no argument is
- * needed that an approximation could never move a cent.
+ * two bigints, rounded once. The powers are large (up to about 6,100 bits, for a rate like 35.99 %
+ * over 360 months) but bigint arithmetic of that size takes microseconds, and with no approximation
+ * there is no precision argument to make: the cent is the exact quotient's, rounded half up.
  */
 export function monthlyInstallment(principal: bigint, rate: MonthlyRate, termMonths: number): bigint {
   const n = BigInt(termMonths);
@@ -83,11 +83,12 @@ export interface LoanTerms {
  * balance with its interest, so it absorbs the rounding of the others and the principal parts sum
  * exactly to P.
  *
- * The rounded installment may exceed the exact annuity by up to half a cent, and when principal is
- * repaid slowly (high rate, long term) those half cents can clear the balance before the last month;
- * the installment that clears it is then the last, so no principal part is ever negative and no month
- * is left with nothing to pay. The installment is never below a month's interest (rounding is
- * monotone and the balance never grows), so no principal part is negative either.
+ * No principal part is negative: the installment rounds the exact annuity, which exceeds P·r, and
+ * rounding is monotone, so the installment is at least the first month's interest, and the balance
+ * (hence the interest) never grows. The rounded installment may exceed the exact annuity by up to half
+ * a cent, though, and where principal is repaid slowly (a small principal over a long term) those half
+ * cents can clear the balance before the last month. The installment that clears it is then the last:
+ * the schedule is shorter than the term rather than ending in months with nothing to pay.
  */
 export function amortize(terms: LoanTerms): ScheduledAmounts[] {
   const rate = monthlyRate(terms.annualRateBasisPoints);
