@@ -118,15 +118,19 @@ function fieldErrors(error: FastifyError): FieldError[] {
 }
 
 // PostgreSQL and driver failures that mean "the database is not there right now".
-// 55P03: a lock wait ran past lock_timeout; 57014: a statement was cancelled: both mean "busy, retry".
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300', '55P03', '57014']);
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300']);
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+// Failures that mean "there, but saturated": a lock wait past lock_timeout (55P03), a cancelled
+// statement (57014), or no pool connection free within connectionTimeoutMillis (pg-pool's message).
+const BUSY_STATES = new Set(['55P03', '57014']);
 
-export function isDatabaseUnavailable(error: unknown): boolean {
+/** Why the database cannot serve this request right now, or undefined when the failure is something else. */
+export function databaseTrouble(error: unknown): 'unavailable' | 'busy' | undefined {
   const code = sqlState(error);
-  if (code && (UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return true;
   const message = (error as Error | null)?.message ?? '';
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(message);
+  if ((code && BUSY_STATES.has(code)) || /timeout exceeded when trying to connect/i.test(message)) return 'busy';
+  if (code && (UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return 'unavailable';
+  return /Connection terminated|Client has encountered a connection error|connection is closed/i.test(message) ? 'unavailable' : undefined;
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
@@ -140,9 +144,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
       const context = error.validationContext ?? 'request';
       return sendProblem(reply, problem('validation_error', `The ${context} is not valid`, errors));
     }
-    if (isDatabaseUnavailable(error)) {
-      request.log.warn({ err: error }, 'database unavailable');
-      return sendProblem(reply.header('retry-after', '1'), problem('service_unavailable', 'The database is not reachable; try again shortly'));
+    const trouble = databaseTrouble(error);
+    if (trouble) {
+      request.log.warn({ err: error }, trouble === 'busy' ? 'database saturated' : 'database unavailable');
+      const detail = trouble === 'busy' ? 'The service is saturated; try again shortly' : 'The database is not reachable; try again shortly';
+      return sendProblem(reply.header('retry-after', '1'), problem('service_unavailable', detail));
     }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
