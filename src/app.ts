@@ -18,12 +18,15 @@ import type { DatabaseHandle } from './db/connection.js';
 import { registerAccessControl, type Access } from './http/access.js';
 import { CONTENT_SECURITY_POLICY, registerDocs, SECURITY } from './http/docs.js';
 import { registerErrorHandling } from './http/errors.js';
+import { refuseNulCharacters } from './http/input.js';
 import { fastifyOptions, validatorCompiler } from './http/fastify-options.js';
 import { registerMetrics } from './http/metrics.js';
 import { operationRoutes } from './http/operations.js';
 import { Problem } from './http/schemas.js';
 import { ledgerRoutes } from './ledger/routes.js';
 import { Transaction } from './ledger/schemas.js';
+import { loanRoutes } from './loans/routes.js';
+import { statementRoutes } from './statements/routes.js';
 import { transferRoutes } from './transfers/routes.js';
 import { userRoutes } from './users/routes.js';
 import { User } from './users/schemas.js';
@@ -35,6 +38,8 @@ export interface AppDependencies {
   redis?: Redis;
   /** Fastify's logger option; tests pass false. */
   logger?: FastifyServerOptions['logger'];
+  /** What "now" is for rules that depend on the date (overdue loan installments); tests inject their own. */
+  clock?: () => Date;
 }
 
 declare module 'fastify' {
@@ -44,7 +49,7 @@ declare module 'fastify' {
 }
 
 /** Builds the whole service on a migrated database. It never listens: server.ts and the tests do that. */
-export async function buildApp({ config, database, redis, logger }: AppDependencies): Promise<FastifyInstance> {
+export async function buildApp({ config, database, redis, logger, clock = () => new Date() }: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify(fastifyOptions(config, logger)).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
 
@@ -59,7 +64,10 @@ export async function buildApp({ config, database, redis, logger }: AppDependenc
   app.decorate('auth', auth);
 
   registerErrorHandling(app);
+  // Before the access hook, whose 401 and 403 answers must carry the security headers too.
+  await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY }, hsts: config.isProduction });
   registerAccessControl(app, auth);
+  refuseNulCharacters(app);
   // Protected operations name both schemes in the document, so a token from Swagger UI's Authorize is
   // sent; public ones say explicitly that they need none.
   app.addHook('onRoute', (route) => {
@@ -82,7 +90,6 @@ export async function buildApp({ config, database, redis, logger }: AppDependenc
     if (request.body === undefined && request.routeOptions.schema?.body) request.body = {};
   });
 
-  await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY }, hsts: config.isProduction });
   if (config.corsOrigins.length > 0) {
     await app.register(cors, { origin: config.corsOrigins, exposedHeaders: ['x-request-id', 'retry-after', 'idempotent-replayed'] });
   }
@@ -103,6 +110,8 @@ export async function buildApp({ config, database, redis, logger }: AppDependenc
   await app.register(transferRoutes, { config, database });
   await app.register(ledgerRoutes, { database });
   await app.register(auditRoutes, { database });
+  await app.register(loanRoutes, { config, database, clock });
+  await app.register(statementRoutes, { config, database, clock });
   await app.ready();
   return app;
 }

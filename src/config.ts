@@ -40,6 +40,8 @@ export interface Config {
   statementMaxDays: number;
   bankName: string;
   logLevel: string;
+  /** How often the background sealer extends the audit hash chain; 0 turns it off (benchmarks measure its cost). */
+  auditSealerIntervalMs: number;
 }
 
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
@@ -186,5 +188,6 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
     statementMaxDays: integer(env, 'STATEMENT_MAX_DAYS', 366, 1, 3660),
     bankName,
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    auditSealerIntervalMs: integer(env, 'AUDIT_SEALER_INTERVAL_MS', 1000, 0, 3_600_000),
   };
 }

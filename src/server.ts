@@ -34,7 +34,11 @@ async function main(): Promise<void> {
   }
 
   const stopPurge = schedulePurge(database.db, (err) => app.log.warn({ err }, 'idempotency key purge failed'));
-  const stopSealing = scheduleSealing(database, 1_000, (err) => app.log.warn({ err }, 'audit chain sealing failed'));
+  // AUDIT_SEALER_INTERVAL_MS=0: no sealer in this instance (entries wait unsealed until one runs somewhere).
+  const stopSealing =
+    config.auditSealerIntervalMs > 0
+      ? scheduleSealing(database, config.auditSealerIntervalMs, (err) => app.log.warn({ err }, 'audit chain sealing failed'))
+      : () => {};
 
   // SIGTERM: stop accepting connections, let requests in flight finish, close the pool, exit.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {

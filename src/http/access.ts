@@ -19,8 +19,12 @@ declare module 'fastify' {
 export const ANY_ROLE: readonly Role[] = ['customer', 'admin', 'auditor'];
 export const STAFF: readonly Role[] = ['admin', 'auditor'];
 
-/** Routes that third-party plugins register (documentation) are public; every other route must say who may call it. */
+/**
+ * Routes that third-party plugins register (documentation, CORS preflight) are public; every other route
+ * must say who may call it.
+ */
 const PLUGIN_ROUTE = /^\/(docs|redoc)(\/|$)|^\/openapi\.json$/;
+const isPluginRoute = (url: string, method: string | string[]) => PLUGIN_ROUTE.test(url) || method === 'OPTIONS';
 
 /** The authenticated caller; routes reach it only behind an access rule that requires a token. */
 export function callerOf(request: FastifyRequest): AuthenticatedUser {
@@ -37,7 +41,7 @@ export function registerAccessControl(app: FastifyInstance, auth: AuthService): 
 
   app.addHook('onRoute', (route) => {
     const access = (route.config as { access?: Access } | undefined)?.access;
-    if (access === undefined && !PLUGIN_ROUTE.test(route.url) && route.method !== 'HEAD') {
+    if (access === undefined && !isPluginRoute(route.url, route.method) && route.method !== 'HEAD') {
       throw new Error(`route ${String(route.method)} ${route.url} declares no config.access`);
     }
   });

@@ -75,6 +75,8 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
             'Risky transfers wait for review with their amount held (available balance falls, balance does not). ' +
             'An admin approves (the money moves) or rejects (the hold is released); completed transactions can be reversed once.',
         },
+        { name: 'loans', description: 'Loan applications, decisions, schedules and repayments' },
+        { name: 'statements', description: 'Statements (JSON, CSV, PDF) and balances as the journal stood at an instant' },
         { name: 'reports', description: 'Reconciliation and audit reports' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],

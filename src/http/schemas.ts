@@ -3,7 +3,8 @@ import { isValidAccountNumber } from '../accounts/account-number.js';
 import { InvalidAmountError, parseAmount } from '../money.js';
 import { ERROR_STATUS, validationError, type ErrorCode } from './errors.js';
 
-export const Uuid = Type.String({ format: 'uuid', description: 'An opaque id (UUID)' });
+// A pattern, not just format: 'uuid', which also admits the urn:uuid: form that PostgreSQL refuses.
+export const Uuid = Type.String({ format: 'uuid', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'An opaque id (UUID)' });
 export const IdParams = Type.Object({ id: Uuid });
 
 export const AccountNumber = Type.String({
