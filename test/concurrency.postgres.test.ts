@@ -210,3 +210,30 @@ describe('concurrent money movement on PostgreSQL', () => {
     expect(total).toBe(4n * 500_00n);
   });
 });
+
+describe('journal order under concurrency', () => {
+  it('posts entries of one account in time order, so running balances read back in (posted_at, id) order add up', async () => {
+    const bank = await testApp({ RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000', RISK_VELOCITY_COUNT: '0', RISK_NEW_ACCOUNT_AMOUNT: '0', RISK_NEW_PAYEE_AMOUNT: '0' });
+    const payer = await bank.customer('1000.00', { daily_limit: '100000.00' });
+    const payee = await bank.customer();
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, () =>
+        payer.post('/transactions/transfer', { from_account: payer.account.account_number, to_account: payee.account.account_number, amount: '1.00' }),
+      ),
+    );
+    expect(answers.every((answer) => answer.statusCode === 201)).toBe(true);
+    const entries = await bank.database.handle.db
+      .selectFrom('journal_entries')
+      .select(['amount', 'balance_after'])
+      .where('account_id', '=', payer.account.id)
+      .orderBy('posted_at')
+      .orderBy('id')
+      .execute();
+    let running = 0n;
+    for (const entry of entries) {
+      running += entry.amount;
+      expect(entry.balance_after).toBe(running);
+    }
+    expect(running).toBe(94000n);
+  });
+});

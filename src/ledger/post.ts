@@ -165,7 +165,9 @@ async function postEntries(
       entries.map((entry) => {
         const balanceAfter = running.get(entry.accountId)! + entry.amount;
         running.set(entry.accountId, balanceAfter);
-        return { transaction_id: transactionId, account_id: entry.accountId, amount: entry.amount, balance_after: balanceAfter };
+        // The statement's start, which comes after the account locks: entries of one account are then
+        // in posting order by time. now() would be the transaction's start, before it waited for the locks.
+        return { transaction_id: transactionId, account_id: entry.accountId, amount: entry.amount, balance_after: balanceAfter, posted_at: sql<Date>`statement_timestamp()` };
       }),
     )
     .execute();

@@ -1,13 +1,13 @@
 import { formatAmount } from '../money.js';
 import type { StatementEntryRow } from './service.js';
 
-export const CSV_COLUMNS = ['transaction_id', 'posted_at', 'type', 'description', 'counterparty', 'amount', 'balance_after'] as const;
+const CSV_COLUMNS = ['transaction_id', 'posted_at', 'type', 'description', 'counterparty', 'amount', 'balance_after'] as const;
 
 // RFC 4180 §2: records end with CRLF.
 const RECORD_END = '\r\n';
 
 /** RFC 4180 §2.6-2.7: a field holding a comma, a double quote, CR or LF is enclosed in quotes, its quotes doubled. */
-export function quoteField(value: string): string {
+function quoteField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
@@ -17,7 +17,7 @@ export function quoteField(value: string): string {
  * A leading single quote makes such a cell text. Only for free text: the amounts this file writes
  * itself start with '-' because they are negative, and must stay numbers.
  */
-export function neutralizeFormula(text: string): string {
+function neutralizeFormula(text: string): string {
   return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
 }
 

@@ -83,12 +83,12 @@ const TYPE_LABELS: Record<StatementEntryRow['type'], string> = {
 // silently change a name, so such characters become a visible '?'. Line breaks would break a fixed row.
 const OUTSIDE_WIN_ANSI = /[^\x20-\x7e\xa0-\xff€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]/gu;
 
-export function toWinAnsi(text: string): string {
+function toWinAnsi(text: string): string {
   return text.normalize('NFC').replace(/[\r\n\t]+/g, ' ').replace(OUTSIDE_WIN_ANSI, '?');
 }
 
 /** "-1234567.89" -> "-1,234,567.89": grouping for the reader, on the exact decimal text. */
-export function groupDigits(amount: string): string {
+function groupDigits(amount: string): string {
   return amount.replace(/\B(?=(\d{3})+\.)/g, ',');
 }
 

@@ -29,7 +29,7 @@ async function sendUntilClosed(reply: FastifyReply, body: Readable): Promise<voi
   const closed = once(body, 'close');
   reply.send(body);
   try {
-    // MUTANT await closed;
+    await closed;
   } catch {
     // The stream failed: fastify has logged it and cut the response short (or answered with a problem
     // if nothing had been sent yet), so the client cannot mistake a partial file for a whole one.

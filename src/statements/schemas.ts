@@ -8,7 +8,7 @@ const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T)
 const CalendarDate = Type.String({ format: 'date', description: 'A UTC calendar day, YYYY-MM-DD', examples: ['2025-01-31'] });
 const Counterparty = Nullable({ ...AccountNumber, description: 'The other side’s account number; null for the bank’s own side (cash, loan fund)' });
 
-export const STATEMENT_FORMATS = ['json', 'csv', 'pdf'] as const;
+const STATEMENT_FORMATS = ['json', 'csv', 'pdf'] as const;
 export type StatementFormat = (typeof STATEMENT_FORMATS)[number];
 
 export const StatementQuery = Type.Object(
@@ -20,7 +20,7 @@ export const StatementQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const StatementEntry = Type.Object({
+const StatementEntry = Type.Object({
   transaction_id: Uuid,
   posted_at: Timestamp,
   type: TransactionType,
@@ -30,7 +30,7 @@ export const StatementEntry = Type.Object({
   counterparty: Counterparty,
 });
 
-export const HeldTransfer = Type.Object({
+const HeldTransfer = Type.Object({
   transaction_id: Uuid,
   created_at: Timestamp,
   amount: { ...Money, description: 'Signed like the entries: negative, since it would leave the account once approved' },
@@ -38,7 +38,7 @@ export const HeldTransfer = Type.Object({
   review_reasons: Type.Array(Type.String()),
 });
 
-export const Statement = Type.Object({
+const Statement = Type.Object({
   account: Type.Ref(Account),
   from: CalendarDate,
   to: CalendarDate,
@@ -52,11 +52,24 @@ export const Statement = Type.Object({
   }),
 });
 
-/** The 200 answer in each format: JSON is validated and serialised; CSV and PDF are streamed as they are read. */
+/**
+ * @fastify/swagger turns JSON Schema's `examples` into OpenAPI 3.0's `example` for a `200: schema`
+ * response, but not inside a `content` map (one schema per media type), where OpenAPI 3.0 refuses them:
+ * the conversion is done here instead.
+ */
+function withOpenApi30Examples(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withOpenApi30Examples);
+  if (schema === null || typeof schema !== 'object') return schema;
+  return Object.fromEntries(
+    Object.entries(schema).map(([key, value]) => (key === 'examples' && Array.isArray(value) ? ['example', value[0]] : [key, withOpenApi30Examples(value)])),
+  );
+}
+
+/** The 200 answer in each format: JSON is serialised by its schema; CSV and PDF are streamed as they are read. */
 export const StatementResponse = {
   description: 'The statement: JSON (default), CSV or PDF, by `format`',
   content: {
-    'application/json': { schema: Statement },
+    'application/json': { schema: withOpenApi30Examples(Statement) },
     'text/csv': { schema: { type: 'string', description: 'A header row, then one row per entry (RFC 4180)' } },
     'application/pdf': { schema: { type: 'string', format: 'binary' } },
   },

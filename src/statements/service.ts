@@ -137,7 +137,7 @@ export interface StatementView {
   held: HeldTransferView[];
 }
 
-export function toStatementEntryView(entry: StatementEntryRow): StatementEntryView {
+function toStatementEntryView(entry: StatementEntryRow): StatementEntryView {
   return {
     transaction_id: entry.transaction_id,
     posted_at: entry.posted_at.toISOString(),
@@ -149,7 +149,7 @@ export function toStatementEntryView(entry: StatementEntryRow): StatementEntryVi
   };
 }
 
-export function toHeldTransferView(held: PendingTransferRow): HeldTransferView {
+function toHeldTransferView(held: PendingTransferRow): HeldTransferView {
   return {
     transaction_id: held.id,
     created_at: held.created_at.toISOString(),
