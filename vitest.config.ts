@@ -29,7 +29,13 @@ export default defineConfig(async (): Promise<ViteUserConfig> => {
     { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
     {
       extends: true,
-      test: { name: 'pglite', include: ['test/**/*.test.ts'], exclude: ['test/unit/**', 'test/**/*.postgres.test.ts'], env: { TEST_DB: 'pglite' } },
+      test: {
+        name: 'pglite',
+        include: ['test/**/*.test.ts'],
+        exclude: ['test/unit/**', 'test/**/*.postgres.test.ts'],
+        env: { TEST_DB: 'pglite' },
+        globalSetup: ['test/helpers/pglite-template.ts'],
+      },
     },
   ];
   if (await postgresReachable()) {

@@ -17,6 +17,8 @@ export interface Session {
 export interface DatabaseHandle {
   engine: 'postgres' | 'pglite';
   db: Kysely<Database>;
+  /** The embedded engine itself, when there is one: for dumps (`dumpDataDir`) and backups. */
+  pglite?: PGlite;
   withSession<T>(fn: (session: Session) => Promise<T>): Promise<T>;
   /** Runs fn so that a nested borrow of PGlite's only session fails instead of hanging (no-op on PostgreSQL). */
   guard<T>(fn: () => Promise<T>): Promise<T>;
@@ -27,11 +29,13 @@ export interface DatabaseOptions {
   databaseUrl: string | undefined;
   /** Where PGlite keeps its files; `memory://` keeps them in memory (tests). */
   dataDir: string;
+  /** PGlite only: start from a dump of another PGlite (`dumpDataDir`) instead of an empty cluster. */
+  restoreFrom?: Blob;
   poolSize?: number;
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPGlite(options.dataDir);
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPGlite(options.dataDir, options.restoreFrom);
 }
 
 function openPostgres(connectionString: string, max: number): DatabaseHandle {
@@ -76,16 +80,18 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
   };
 }
 
-async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
+async function openPGlite(dataDir: string, restoreFrom: Blob | undefined): Promise<DatabaseHandle> {
   const inMemory = dataDir.startsWith('memory://');
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
   const pglite = await PGlite.create({
     dataDir: inMemory ? dataDir : join(dataDir, 'pglite'),
     parsers: { [INT8_OID]: (value: string) => BigInt(value) },
+    ...(restoreFrom ? { loadDataDir: restoreFrom } : {}),
   });
   const pool = new PGliteSingleSessionPool(pglite);
   return {
     engine: 'pglite',
+    pglite,
     db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
     async withSession(fn) {
       const release = await pool.acquire();

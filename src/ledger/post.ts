@@ -100,6 +100,9 @@ function insertTransaction(tx: Tx, posting: Omit<Posting, 'entries'>, status: 'c
       reviewed_at: null,
       review_note: null,
       reverses_id: posting.reversesId ?? null,
+      // Callers insert after locking the accounts: the statement's start is when the transaction took
+      // effect, not the database transaction's start (now()), which came before any lock wait.
+      created_at: sql<Date>`statement_timestamp()`,
     })
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -139,7 +142,7 @@ async function postEntries(
   transactionId: string,
   currency: string,
   entries: Entry[],
-  options: { release?: { accountId: string; amount: bigint }; locked?: ReadonlyMap<string, AccountRow> } = {},
+  options: { release?: { accountId: string; amount: bigint }; locked?: ReadonlyMap<string, AccountRow>; postedAt?: Date } = {},
 ) {
   assertBalanced(entries);
   const { release } = options;
@@ -165,9 +168,10 @@ async function postEntries(
       entries.map((entry) => {
         const balanceAfter = running.get(entry.accountId)! + entry.amount;
         running.set(entry.accountId, balanceAfter);
-        // The statement's start, which comes after the account locks: entries of one account are then
-        // in posting order by time. now() would be the transaction's start, before it waited for the locks.
-        return { transaction_id: transactionId, account_id: entry.accountId, amount: entry.amount, balance_after: balanceAfter, posted_at: sql<Date>`statement_timestamp()` };
+        // A time taken after the account locks, so entries of one account are in posting order by time
+        // (now() would be the transaction's start, before it waited for the locks).
+        const postedAt = options.postedAt ?? sql<Date>`statement_timestamp()`;
+        return { transaction_id: transactionId, account_id: entry.accountId, amount: entry.amount, balance_after: balanceAfter, posted_at: postedAt };
       }),
     )
     .execute();
@@ -183,7 +187,8 @@ export async function postTransaction(tx: Tx, posting: Posting, locked?: Readonl
   // Checked before the transaction row exists, so a bad posting touches nothing.
   assertBalanced(entries);
   const transaction = await insertTransaction(tx, header, 'completed');
-  await postEntries(tx, transaction.id, posting.currency, entries, locked ? { locked } : {});
+  // The entries take the transaction's own time, so the balance at its created_at includes it.
+  await postEntries(tx, transaction.id, posting.currency, entries, { postedAt: transaction.created_at, ...(locked ? { locked } : {}) });
   return transaction;
 }
 

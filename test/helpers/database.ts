@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { inject } from 'vitest';
 import pg from 'pg';
 import { openDatabase, type DatabaseHandle } from '../../src/db/connection.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -28,7 +30,9 @@ async function onServer<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 /** A fresh, migrated database of its own for one test file: in-memory PGlite, or a new PostgreSQL database. */
 export async function createTestDatabase(options: { poolSize?: number } = {}): Promise<TestDatabase> {
   if (engine === 'pglite') {
-    const handle = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://' });
+    // Every PGlite test database starts as a copy of one migrated at the start of the run.
+    const template = new Blob([readFileSync(inject('pgliteTemplate'))]);
+    const handle = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://', restoreFrom: template });
     await migrate(handle);
     return { handle, url: undefined, drop: () => handle.close() };
   }
