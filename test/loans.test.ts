@@ -3,8 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SystemAccount } from '../src/db/schema.js';
 import { addMonths } from '../src/loans/schedule.js';
 import { formatAmount, parseAmount } from '../src/money.js';
-import type { Client, Customer, Response } from './helpers/app.js';
-import { testAppWithClock, type ClockedTestApp } from './helpers/loans.js';
+import { testApp, type Client, type Customer, type Response, type TestApp } from './helpers/app.js';
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
@@ -19,11 +18,11 @@ function nextDay(date: string): string {
 }
 
 describe('loans', () => {
-  let bank: ClockedTestApp;
+  let bank: TestApp;
   let auditor: Client & { user: { id: string } };
 
   beforeAll(async () => {
-    bank = await testAppWithClock();
+    bank = await testApp();
     auditor = await bank.user('auditor');
   });
   afterEach(() => bank.clock.reset());
@@ -186,9 +185,9 @@ describe('loans', () => {
   });
 
   describe('at a rate of 0 %', () => {
-    let zeroRate: ClockedTestApp;
+    let zeroRate: TestApp;
     beforeAll(async () => {
-      zeroRate = await testAppWithClock({ LOAN_ANNUAL_RATE: '0' });
+      zeroRate = await testApp({ LOAN_ANNUAL_RATE: '0' });
     });
 
     it('charges no interest, and a repayment posts two entries: nothing for interest income', async () => {

@@ -64,8 +64,15 @@ export interface Customer extends Client {
   account: { id: string; account_number: string; currency: string };
 }
 
+/** The app's clock, under the test's control: the real time until a test sets it. */
+export interface TestClock {
+  set(instant: Date | string): void;
+  reset(): void;
+}
+
 export interface TestApp {
   app: FastifyInstance;
+  clock: TestClock;
   config: Config;
   database: TestDatabase;
   admin: Client;
@@ -94,7 +101,9 @@ export async function testApp(env: Record<string, string> = {}, options: TestApp
   const database = await createTestDatabase();
   const config = testConfig(env);
   const redis = options.redis ? new Redis(TEST_REDIS_URL, { keyPrefix: `test:${randomBytes(6).toString('hex')}:`, maxRetriesPerRequest: 1 }) : undefined;
-  const app = await buildApp({ config, database: database.handle, logger: false, ...(redis ? { redis } : {}) });
+  let fixedNow: Date | undefined;
+  const clock: TestClock = { set: (instant) => void (fixedNow = new Date(instant)), reset: () => void (fixedNow = undefined) };
+  const app = await buildApp({ config, database: database.handle, logger: false, clock: () => fixedNow ?? new Date(), ...(redis ? { redis } : {}) });
   await app.auth.bootstrapAdmin(ADMIN_EMAIL, ADMIN_PASSWORD);
   const anonymous = new Client(app, undefined);
   const login = async (email: string, password: string) => {
@@ -116,6 +125,7 @@ export async function testApp(env: Record<string, string> = {}, options: TestApp
   let closed = false;
   const testApp: TestApp = {
     app,
+    clock,
     config,
     database,
     admin,
