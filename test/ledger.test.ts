@@ -235,5 +235,43 @@ describe('the ledger', () => {
       const direct = await db().updateTable('accounts').set({ balance: -1n }).where('id', '=', bob.account.id).execute().catch((e: unknown) => e);
       expect(sqlState(direct)).toBe('23514');
     });
+
+    describe('ledger_apply, the one writer of balances (migration 0007), on its own', () => {
+      const apply = (transactionId: string | null, accounts: string[], amounts: bigint[]) =>
+        failure((tx) =>
+          sql`SELECT ledger_apply(${transactionId}::uuid, ${accounts}::uuid[], ${amounts.map(String)}::bigint[], NULL::timestamptz)`.execute(tx),
+        );
+
+      it('refuses entries that do not balance, and entries naming an account that does not exist, changing nothing', async () => {
+        const before = await snapshot();
+        const transaction = await someTransaction();
+        expect(sqlState(await apply(transaction.id, [alice.account.id, bob.account.id], [-5n, 4n]))).toBe('22023');
+        expect(sqlState(await apply(transaction.id, [alice.account.id], [5n]))).toBe('22023');
+        expect(sqlState(await apply(transaction.id, [alice.account.id, bob.account.id], [0n, 0n]))).toBe('22023');
+        expect(sqlState(await apply(null, [], []))).toBe('22023');
+        expect(sqlState(await apply(transaction.id, [alice.account.id, randomUUID()], [-5n, 5n]))).toBe('23503');
+        expect(await snapshot()).toEqual(before);
+      });
+
+      it('records, for two entries of one account, the balance each left behind, in their order', async () => {
+        const row = await withTransaction(handle(), (tx) =>
+          postTransaction(
+            tx,
+            posting([
+              { accountId: alice.account.id, amount: -30n },
+              { accountId: bob.account.id, amount: 50n },
+              { accountId: alice.account.id, amount: -20n },
+            ]),
+          ),
+        );
+        const balance = (await snapshot()).balances.get(alice.account.id)!;
+        const entries = await db().selectFrom('journal_entries').selectAll().where('transaction_id', '=', row.id).orderBy('id').execute();
+        expect(entries.map((e) => [e.account_id, e.amount, e.balance_after])).toEqual([
+          [alice.account.id, -30n, balance + 20n],
+          [bob.account.id, 50n, (await snapshot()).balances.get(bob.account.id)],
+          [alice.account.id, -20n, balance],
+        ]);
+      });
+    });
   });
 });

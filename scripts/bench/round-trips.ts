@@ -1,6 +1,6 @@
 /**
- * Counts what one transfer costs PostgreSQL, in process: the service built by buildApp on a fresh test
- * database (test/helpers/database.ts), a spy on pg.Client#query (every statement the pool sends is one
+ * Counts what one transfer costs PostgreSQL, in process: the service built by buildApp on a fresh scratch
+ * database, a spy on pg.Client#query (every statement the pool sends is one
  * round trip), and pg_stat_database's counters around N transfers (commits, rows inserted and updated).
  *
  * The counters are flushed by backends when they exit: the set-up's app and pool are closed before the
@@ -8,7 +8,18 @@
  * final read. Run alone: `npx tsx scripts/bench/round-trips.ts [N]`.
  */
 import pg from 'pg';
-import { median, ADMIN_EMAIL, ADMIN_PASSWORD, counterDelta, databaseCounters, onServer, serviceEnv, sleep, type DatabaseCounters } from './lib.js';
+import {
+  median,
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+  counterDelta,
+  createScratchDatabase,
+  databaseCounters,
+  dropScratchDatabase,
+  serviceEnv,
+  sleep,
+  type DatabaseCounters,
+} from './lib.js';
 
 export interface RoundTrips {
   transfers: number;
@@ -32,20 +43,19 @@ function abbreviate(text: string): string {
 }
 
 export async function countRoundTrips(transfers = 200): Promise<RoundTrips> {
-  process.env.TEST_DB = 'postgres';
-  process.env.TEST_DATABASE_URL ??= process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
-  const { createTestDatabase } = await import('../../test/helpers/database.js');
   const { buildApp } = await import('../../src/app.js');
   const { loadConfig } = await import('../../src/config.js');
   const { openDatabase } = await import('../../src/db/connection.js');
+  const { migrate } = await import('../../src/db/migrate.js');
 
   const config = loadConfig({ ...serviceEnv({ LOG_LEVEL: 'silent', DATA_DIR: '/nonexistent-bench-data-dir' }) });
-  const database = await createTestDatabase({ poolSize: 4 });
-  const name = new URL(database.url!).pathname.slice(1);
+  const { name, url } = await createScratchDatabase('roundtrips');
+  const setUp = await openDatabase({ databaseUrl: url, dataDir: '', poolSize: 4 });
+  await migrate(setUp);
   let handle2: Awaited<ReturnType<typeof openDatabase>> | undefined;
   try {
     // Set-up on a first app: the admin, 20 funded customers.
-    const app1 = await buildApp({ config, database: database.handle, logger: false });
+    const app1 = await buildApp({ config, database: setUp, logger: false });
     await app1.auth.bootstrapAdmin(ADMIN_EMAIL, ADMIN_PASSWORD);
     const admin = (await app1.inject({ method: 'POST', url: '/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json().access_token;
     const customers: Array<{ token: string; number: string }> = [];
@@ -69,12 +79,12 @@ export async function countRoundTrips(transfers = 200): Promise<RoundTrips> {
       customers.push({ token: registered.access_token, number: account.account_number });
     }
     await app1.close();
-    await database.handle.close();
+    await setUp.close();
     await sleep(500);
     const before = await databaseCounters(name);
 
     // The measured part: a second app on a new pool, every statement counted.
-    handle2 = await openDatabase({ databaseUrl: database.url, dataDir: '', poolSize: 4 });
+    handle2 = await openDatabase({ databaseUrl: url, dataDir: '', poolSize: 4 });
     const app2 = await buildApp({ config, database: handle2, logger: false });
     const statements: string[][] = [];
     const timings: number[][] = [];
@@ -140,8 +150,9 @@ export async function countRoundTrips(transfers = 200): Promise<RoundTrips> {
       non201,
     };
   } finally {
+    await setUp.close().catch(() => {});
     if (handle2) await handle2.close().catch(() => {});
-    await onServer((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    await dropScratchDatabase(name);
   }
 }
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { JwtAlgorithm } from '../config.js';
 import type { Role } from '../db/schema.js';
@@ -22,14 +22,16 @@ export class InvalidTokenError extends Error {}
 const ROLES: readonly string[] = ['customer', 'admin', 'auditor'];
 
 export class TokenService {
-  readonly #key: Uint8Array;
+  // A KeyObject, not the secret's bytes: jose imports a WebCrypto key from bytes on every call, and
+  // once per KeyObject otherwise.
+  readonly #key: KeyObject;
 
   constructor(
     secret: string,
     readonly algorithm: JwtAlgorithm,
     readonly lifetimeSeconds: number,
   ) {
-    this.#key = new TextEncoder().encode(secret);
+    this.#key = createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
   async issueAccessToken(userId: string, role: Role): Promise<IssuedToken> {

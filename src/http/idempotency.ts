@@ -31,14 +31,68 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
+/** Where a request's key lives and what the request means: its method, concrete path and body. */
+export interface IdempotencyScope {
+  userId: string;
+  endpoint: string;
+  key: string;
+  fingerprint: string;
+}
+
+/** The scope of a request that carries an Idempotency-Key, or null when it carries none. */
+export function idempotencyScopeOf(request: FastifyRequest): IdempotencyScope | null {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string') return null;
+  return { userId: callerOf(request).id, endpoint: `${request.method} ${request.routeOptions.url}`, key, fingerprint: fingerprintOf(request) };
+}
+
+/** What is stored under a key that an earlier request claimed. */
+export interface StoredAnswer {
+  fingerprint: string;
+  status_code: number | null;
+  response: unknown;
+}
+
+/** An answer to send: a fresh one, or the stored answer of an earlier request with the same key. */
+export interface Outcome {
+  replayed: boolean;
+  status: number;
+  body: unknown;
+}
+
+/** The replay of a stored answer, if the request is the same one that stored it. */
+export function replayOf(stored: StoredAnswer, scope: IdempotencyScope): Outcome {
+  if (stored.fingerprint !== scope.fingerprint) {
+    throw new DomainError('idempotency_key_reused', 'This Idempotency-Key was used with a different request');
+  }
+  return { replayed: true, status: stored.status_code!, body: stored.response };
+}
+
+/**
+ * A claim that timed out waiting for a concurrent claim of the same key (lock_timeout, 55P03) is a
+ * request still in progress. Other lock timeouts (on an account, say) are not.
+ */
+export function asInProgress(error: unknown): unknown {
+  const where = (error as { where?: unknown } | null)?.where;
+  return sqlState(error) === '55P03' && typeof where === 'string' && where.includes('idempotency_claim')
+    ? new DomainError('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed')
+    : error;
+}
+
+export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
+  if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+  return reply.code(outcome.status).send(outcome.body);
+}
+
 /**
  * Runs a money-moving request at most once per (user, endpoint, key).
  *
- * The key is claimed by the transaction's first statement. A concurrent repeat's INSERT waits on the
- * unique key until the first transaction ends: if it committed, the repeat finds the stored answer and
- * replays it; if it rolled back (the request was refused), the repeat runs afresh. The wait is bounded
- * by the connection's lock_timeout, past which the repeat answers 409 idempotency_in_progress. The
- * stored answer commits with the money, so neither can exist without the other.
+ * The key is claimed by the transaction's first statement (`idempotency_claim`, migration 0007). A
+ * concurrent repeat's claim waits on the unique key until the first transaction ends: if it committed,
+ * the repeat finds the stored answer and replays it; if it rolled back (the request was refused), the
+ * repeat runs afresh. The wait is bounded by the connection's lock_timeout, past which the repeat
+ * answers 409 idempotency_in_progress. The stored answer commits with the money, so neither can exist
+ * without the other.
  */
 export async function runIdempotent<T>(
   database: DatabaseHandle,
@@ -47,51 +101,28 @@ export async function runIdempotent<T>(
   status: number,
   operation: (tx: Tx) => Promise<T>,
 ): Promise<FastifyReply> {
-  const key = request.headers['idempotency-key'];
-  if (typeof key !== 'string') {
+  const scope = idempotencyScopeOf(request);
+  if (!scope) {
     return reply.code(status).send(await withTransaction(database, operation));
   }
-  const scope = { user_id: callerOf(request).id, endpoint: `${request.method} ${request.routeOptions.url}`, key };
-  const fingerprint = fingerprintOf(request);
-
-  const outcome = await withTransaction(database, async (tx) => {
-    let claimed;
-    try {
-      claimed = await tx
-        .insertInto('idempotency_keys')
-        .values({ ...scope, fingerprint, status_code: null, response: null })
-        .onConflict((conflict) => conflict.columns(['user_id', 'endpoint', 'key']).doNothing())
-        .returning('key')
-        .executeTakeFirst();
-    } catch (error) {
-      if (sqlState(error) === '55P03') throw new DomainError('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed');
-      throw error;
-    }
-    if (!claimed) {
-      const stored = await tx
-        .selectFrom('idempotency_keys')
-        .select(['fingerprint', 'status_code', 'response'])
-        .where('user_id', '=', scope.user_id)
-        .where('endpoint', '=', scope.endpoint)
-        .where('key', '=', key)
-        .executeTakeFirstOrThrow();
-      if (stored.fingerprint !== fingerprint) {
-        throw new DomainError('idempotency_key_reused', 'This Idempotency-Key was used with a different request');
-      }
-      return { replayed: true, status: stored.status_code!, body: stored.response };
-    }
+  const outcome = await withTransaction(database, async (tx): Promise<Outcome> => {
+    const stored = await claimIdempotencyKey(tx, scope);
+    if (stored) return replayOf(stored, scope);
     const body = await operation(tx);
-    await tx
-      .updateTable('idempotency_keys')
-      .set({ status_code: status, response: JSON.stringify(body) })
-      .where('user_id', '=', scope.user_id)
-      .where('endpoint', '=', scope.endpoint)
-      .where('key', '=', key)
-      .execute();
-    return { replayed: false, status, body: body as unknown };
+    await sql`SELECT idempotency_store(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${status}, ${JSON.stringify(body)}::jsonb)`.execute(tx);
+    return { replayed: false, status, body };
   });
-  if (outcome.replayed) reply.header('idempotent-replayed', 'true');
-  return reply.code(outcome.status).send(outcome.body);
+  return sendOutcome(reply, outcome);
+}
+
+async function claimIdempotencyKey(tx: Tx, scope: IdempotencyScope): Promise<StoredAnswer | null> {
+  try {
+    const { rows } = await sql<StoredAnswer & { key: string | null }>`
+      SELECT * FROM idempotency_claim(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${scope.fingerprint})`.execute(tx);
+    return rows[0]?.key ? rows[0] : null;
+  } catch (error) {
+    throw asInProgress(error);
+  }
 }
 
 /** Deletes keys past their retention; any instance may run it, at any time, any number of times. */

@@ -41,20 +41,6 @@ export async function lockAccounts(tx: Tx, ids: string[]): Promise<Map<string, A
   return new Map(rows.map((row) => [row.id, row]));
 }
 
-/**
- * Locks a transfer's two accounts by number, in id order, in one round trip. The sender is matched only
- * if it belongs to `ownerId`, so a caller cannot hold a lock on somebody else's account.
- */
-export async function lockTransferAccounts(tx: Tx, fromNumber: string, toNumber: string, ownerId: string): Promise<AccountRow[]> {
-  return tx
-    .selectFrom('accounts')
-    .selectAll()
-    .where((eb) => eb.or([eb.and([eb('account_number', '=', fromNumber), eb('user_id', '=', ownerId)]), eb('account_number', '=', toNumber)]))
-    .orderBy('id')
-    .forUpdate()
-    .execute();
-}
-
 /** The bank's internal account of one kind and currency, created on first use. */
 export async function internalAccount(tx: Tx, code: SystemAccount, currency: string): Promise<string> {
   await tx
@@ -83,19 +69,19 @@ export function describeShortfall(available: bigint, needed: bigint): string {
   return `Available ${formatAmount(available)}, needed ${formatAmount(needed)}`;
 }
 
-function insertTransaction(tx: Tx, posting: Omit<Posting, 'entries'>, status: 'completed' | 'pending_review', reviewReasons: string[] = []) {
+function insertCompletedTransaction(tx: Tx, posting: Omit<Posting, 'entries'>) {
   return tx
     .insertInto('transactions')
     .values({
       type: posting.type,
-      status,
+      status: 'completed',
       amount: posting.amount,
       currency: posting.currency,
       from_account_id: posting.fromAccountId,
       to_account_id: posting.toAccountId,
       description: posting.description,
       created_by: posting.createdBy,
-      review_reasons: reviewReasons,
+      review_reasons: [],
       reviewed_by: null,
       reviewed_at: null,
       review_note: null,
@@ -115,20 +101,34 @@ function assertBalanced(entries: Entry[]): void {
   }
 }
 
+/** Held-amount change of one account, applied with a posting's balances: + holds, - releases. */
+interface HeldChange {
+  accountId: string;
+  delta: bigint;
+}
+
 /**
- * Changes balances (and held amounts) of locked rows in one statement. Raw SQL because Kysely cannot
- * join an UPDATE to a VALUES list. The CHECK constraints refuse a customer balance or available
- * balance below zero, whatever the callers checked.
+ * Applies entries and a held-amount change to accounts the caller has locked, through `ledger_apply`
+ * (migration 0007), the one writer of balances and journal entries, in one round trip. The CHECK
+ * constraints refuse a customer balance or available balance below zero, whatever the callers checked.
  */
-async function applyDeltas(tx: Tx, deltas: Array<{ id: string; balance: bigint; held: bigint }>): Promise<void> {
-  const values = sql.join(deltas.map((d) => sql`(${d.id}::uuid, ${d.balance.toString()}::bigint, ${d.held.toString()}::bigint)`));
+async function applyToLedger(tx: Tx, transactionId: string | null, entries: Entry[], postedAt: Date | null, held?: HeldChange): Promise<void> {
   try {
-    await sql`UPDATE accounts SET balance = accounts.balance + v.balance, held = accounts.held + v.held, updated_at = now()
-              FROM (VALUES ${values}) AS v(id, balance, held) WHERE accounts.id = v.id`.execute(tx);
+    await sql`SELECT ledger_apply(
+      ${transactionId}::uuid,
+      ${entries.map((entry) => entry.accountId)}::uuid[],
+      ${entries.map((entry) => entry.amount.toString())}::bigint[],
+      ${postedAt}::timestamptz,
+      ${held?.accountId ?? null}::uuid,
+      ${(held?.delta ?? 0n).toString()}::bigint)`.execute(tx);
   } catch (error) {
-    if (sqlState(error) === '23514') throw new DomainError('insufficient_funds', 'The account does not hold enough money');
-    throw error;
+    throw asInsufficientFunds(error);
   }
+}
+
+/** A balance CHECK refusing a posting is, to the caller, an account without enough money. */
+export function asInsufficientFunds(error: unknown): unknown {
+  return sqlState(error) === '23514' ? new DomainError('insufficient_funds', 'The account does not hold enough money') : error;
 }
 
 /**
@@ -142,39 +142,20 @@ async function postEntries(
   transactionId: string,
   currency: string,
   entries: Entry[],
-  options: { release?: { accountId: string; amount: bigint }; locked?: ReadonlyMap<string, AccountRow>; postedAt?: Date } = {},
+  /** Null: the time of this statement, after the locks. */
+  postedAt: Date | null,
+  options: { release?: { accountId: string; amount: bigint }; locked?: ReadonlyMap<string, AccountRow> } = {},
 ) {
   assertBalanced(entries);
-  const { release } = options;
-  const byAccount = new Map<string, bigint>();
-  for (const entry of entries) byAccount.set(entry.accountId, (byAccount.get(entry.accountId) ?? 0n) + entry.amount);
-  const accountIds = [...byAccount.keys()].sort();
-
+  const accountIds = [...new Set(entries.map((entry) => entry.accountId))].sort();
   const locked = accountIds.every((id) => options.locked?.has(id)) ? options.locked! : await lockAccounts(tx, accountIds);
-  const running = new Map<string, bigint>();
   for (const id of accountIds) {
     const account = locked.get(id);
     if (!account) throw new DomainError('account_not_found', 'No such account');
     if (account.currency !== currency) throw new DomainError('currency_mismatch', 'Money moves only between accounts of one currency');
-    running.set(id, account.balance);
   }
-  await applyDeltas(
-    tx,
-    accountIds.map((id) => ({ id, balance: byAccount.get(id)!, held: release?.accountId === id ? -release.amount : 0n })),
-  );
-  await tx
-    .insertInto('journal_entries')
-    .values(
-      entries.map((entry) => {
-        const balanceAfter = running.get(entry.accountId)! + entry.amount;
-        running.set(entry.accountId, balanceAfter);
-        // A time taken after the account locks, so entries of one account are in posting order by time
-        // (now() would be the transaction's start, before it waited for the locks).
-        const postedAt = options.postedAt ?? sql<Date>`statement_timestamp()`;
-        return { transaction_id: transactionId, account_id: entry.accountId, amount: entry.amount, balance_after: balanceAfter, posted_at: postedAt };
-      }),
-    )
-    .execute();
+  const { release } = options;
+  await applyToLedger(tx, transactionId, entries, postedAt, release && { accountId: release.accountId, delta: -release.amount });
 }
 
 /**
@@ -186,20 +167,10 @@ export async function postTransaction(tx: Tx, posting: Posting, locked?: Readonl
   const { entries, ...header } = posting;
   // Checked before the transaction row exists, so a bad posting touches nothing.
   assertBalanced(entries);
-  const transaction = await insertTransaction(tx, header, 'completed');
+  const transaction = await insertCompletedTransaction(tx, header);
   // The entries take the transaction's own time, so the balance at its created_at includes it.
-  await postEntries(tx, transaction.id, posting.currency, entries, { postedAt: transaction.created_at, ...(locked ? { locked } : {}) });
+  await postEntries(tx, transaction.id, posting.currency, entries, transaction.created_at, locked ? { locked } : {});
   return transaction;
-}
-
-/**
- * A transfer waiting for review: recorded as pending_review, its amount held on the sender (balance
- * unchanged, available balance lower) under the sender's lock and the CHECK that available balance
- * never falls below zero. No journal entry exists until it is approved.
- */
-export async function holdTransfer(tx: Tx, posting: Omit<Posting, 'entries'>, reasons: string[]): Promise<TransactionRow> {
-  await applyDeltas(tx, [{ id: posting.fromAccountId, balance: 0n, held: posting.amount }]);
-  return insertTransaction(tx, posting, 'pending_review', reasons);
 }
 
 /** Locks a transaction row so that concurrent decisions on it queue: exactly one sees it pending. */
@@ -214,7 +185,7 @@ export interface Decision {
 
 /** Approves a held transfer: the hold becomes the journal entries that move the money. */
 export async function settleHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
-  await postEntries(tx, held.id, held.currency, movement(held.from_account_id, held.to_account_id, held.amount), {
+  await postEntries(tx, held.id, held.currency, movement(held.from_account_id, held.to_account_id, held.amount), null, {
     release: { accountId: held.from_account_id, amount: held.amount },
   });
   await markReviewed(tx, held.id, 'completed', decision);
@@ -223,7 +194,7 @@ export async function settleHeldTransfer(tx: Tx, held: TransactionRow, decision:
 /** Rejects a held transfer: the hold is released and no money moves. */
 export async function releaseHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
   await lockAccounts(tx, [held.from_account_id]);
-  await applyDeltas(tx, [{ id: held.from_account_id, balance: 0n, held: -held.amount }]);
+  await applyToLedger(tx, null, [], null, { accountId: held.from_account_id, delta: -held.amount });
   await markReviewed(tx, held.id, 'rejected', decision);
 }
 

@@ -1,4 +1,4 @@
-import type { AccountRow, Db, TransactionRow, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
+import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { formatAmount } from '../money.js';
 
 /** The wire shape of a transaction (API.md). Internal accounts show as null: the bank's own side. */
@@ -74,19 +74,6 @@ export function toTransactionView(row: TransactionRecord): TransactionView {
     reverses: row.reverses,
     reversed_by: row.reversed_by,
   };
-}
-
-/** The view of a transaction just written, from what the writer already holds: no second read. */
-export function viewOfNew(transaction: TransactionRow, accounts: { from: AccountRow; to: AccountRow }): TransactionView {
-  return toTransactionView({
-    ...transaction,
-    from_account: accounts.from.account_number,
-    to_account: accounts.to.account_number,
-    from_user_id: accounts.from.user_id,
-    to_user_id: accounts.to.user_id,
-    reverses: transaction.reverses_id,
-    reversed_by: null,
-  });
 }
 
 export async function readTransaction(tx: Tx, id: string): Promise<TransactionView> {

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import { withTransaction } from '../db/transaction.js';
 import { actorOf, ANY_ROLE, callerOf, STAFF } from '../http/access.js';
-import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
+import { IdempotencyHeaders, idempotencyScopeOf, runIdempotent, sendOutcome } from '../http/idempotency.js';
 import { DomainError } from '../http/errors.js';
 import { accountNumberField, amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
@@ -62,10 +62,9 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
         amount: amountField('amount', request.body.amount),
         description: request.body.description ?? null,
       };
-      return runIdempotent(database, request, reply, 201, async (tx) => {
-        const transaction = await transfer(tx, { ...actorOf(request), id: caller.id }, input, config);
-        return { ...transaction, transaction_id: transaction.id };
-      });
+      const idempotency = idempotencyScopeOf(request);
+      const outcome = await withTransaction(database, (tx) => transfer(tx, { ...actorOf(request), id: caller.id }, input, config, idempotency));
+      return sendOutcome(reply, outcome);
     },
   );
 

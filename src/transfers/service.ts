@@ -1,13 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { record, type Actor } from '../audit/record.js';
+import type { Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
-import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
+import type { AccountRow, Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError } from '../http/errors.js';
-import { describeShortfall, holdTransfer, lockTransferAccounts, movement, postTransaction } from '../ledger/post.js';
-import { readSenderHistory } from '../risk/history.js';
+import { asInsufficientFunds, describeShortfall } from '../ledger/post.js';
+import { asInProgress, replayOf, type IdempotencyScope, type Outcome } from '../http/idempotency.js';
 import { reviewReasons, type RiskSettings } from '../risk/rules.js';
-import { selectTransactions, toTransactionView, viewOfNew, type TransactionView } from '../ledger/read.js';
+import { selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';
 
 export interface TransferInput {
@@ -17,17 +18,58 @@ export interface TransferInput {
   description: string | null;
 }
 
+/** A row of `transfer_begin`: a locked account with the sender's history, or a stored answer. */
+interface TransferBeginRow {
+  stored_fingerprint: string | null;
+  stored_status: number | null;
+  stored_response: unknown;
+  id: string;
+  account_number: string;
+  user_id: string;
+  type: AccountRow['type'];
+  currency: string;
+  balance: bigint;
+  held: bigint;
+  daily_limit: bigint;
+  status: AccountRow['status'];
+  created_at: Date;
+  updated_at: Date;
+  sent_today: bigint;
+  recent_transfers: bigint;
+  paid_before: boolean;
+  read_at: Date;
+}
+
 /**
- * Moves money between two customer accounts in one database transaction. Both accounts are locked (in
- * id order) before anything is checked, so the balance, daily-limit and risk checks see every earlier
- * transfer from the same account and no concurrent one can slip past them. A transfer a risk rule
- * flags is held for review instead of posted: its amount stops being available but does not move.
+ * Moves money between two customer accounts in one database transaction of two statements (migration
+ * 0007). The first claims the idempotency key, locks both accounts in id order and reads the sender's
+ * history under those locks, so the balance, daily-limit and risk checks below see every earlier
+ * transfer from the same account and no concurrent one can slip past them. The second records and
+ * posts the transfer, its audit entry and its stored answer. A transfer a risk rule flags is held for
+ * review instead of posted: its amount stops being available but does not move.
  */
-export async function transfer(tx: Tx, actor: Actor & { id: string }, input: TransferInput, risk: RiskSettings): Promise<TransactionView> {
+export async function transfer(
+  tx: Tx,
+  actor: Actor & { id: string },
+  input: TransferInput,
+  risk: RiskSettings,
+  idempotency: IdempotencyScope | null,
+): Promise<Outcome> {
   if (input.fromAccount === input.toAccount) throw validationError('to_account', 'must differ from from_account');
-  const locked = await lockTransferAccounts(tx, input.fromAccount, input.toAccount, actor.id);
-  const sender = locked.find((account) => account.account_number === input.fromAccount);
-  const receiver = locked.find((account) => account.account_number === input.toAccount);
+  let rows: TransferBeginRow[];
+  try {
+    ({ rows } = await sql<TransferBeginRow>`SELECT * FROM transfer_begin(
+      ${actor.id}, ${input.fromAccount}, ${input.toAccount}, ${risk.riskVelocityMinutes},
+      ${idempotency?.key ?? null}, ${idempotency?.endpoint ?? null}, ${idempotency?.fingerprint ?? null})`.execute(tx));
+  } catch (error) {
+    throw asInProgress(error);
+  }
+  const stored = rows[0];
+  if (idempotency && stored?.stored_fingerprint) {
+    return replayOf({ fingerprint: stored.stored_fingerprint, status_code: stored.stored_status, response: stored.stored_response }, idempotency);
+  }
+  const sender = rows.find((account) => account.account_number === input.fromAccount);
+  const receiver = rows.find((account) => account.account_number === input.toAccount);
   if (!sender) throw new DomainError('account_not_found', `No account ${input.fromAccount} of yours`);
   if (!receiver) throw new DomainError('account_not_found', `No account ${input.toAccount}`);
   for (const account of [sender, receiver]) {
@@ -38,42 +80,53 @@ export async function transfer(tx: Tx, actor: Actor & { id: string }, input: Tra
   }
   const available = sender.balance - sender.held;
   if (available < input.amount) throw new DomainError('insufficient_funds', describeShortfall(available, input.amount));
-  const history = await readSenderHistory(tx, sender.id, receiver.id, risk.riskVelocityMinutes);
-  if (history.sentToday + input.amount > sender.daily_limit!) {
+  if (sender.sent_today + input.amount > sender.daily_limit) {
     throw new DomainError(
       'daily_limit_exceeded',
-      `Daily limit ${formatAmount(sender.daily_limit!)}; already sent today ${formatAmount(history.sentToday)}`,
+      `Daily limit ${formatAmount(sender.daily_limit)}; already sent today ${formatAmount(sender.sent_today)}`,
     );
   }
 
-  const posting = {
-    type: 'transfer' as const,
-    amount: input.amount,
+  const history = { sentToday: sender.sent_today, paidReceiverBefore: sender.paid_before, recentTransfers: Number(sender.recent_transfers) };
+  const reasons = reviewReasons({ amount: input.amount, senderOpenedAt: sender.created_at, now: sender.read_at }, history, risk);
+  const status = reasons.length > 0 ? 'pending_review' : 'completed';
+  const id = randomUUID();
+  const view: Omit<TransactionView, 'created_at'> = {
+    id,
+    type: 'transfer',
+    status,
+    amount: formatAmount(input.amount),
     currency: sender.currency,
-    fromAccountId: sender.id,
-    toAccountId: receiver.id,
+    from_account: sender.account_number,
+    to_account: receiver.account_number,
     description: input.description,
-    createdBy: actor.id,
+    created_by: actor.id,
+    review_reasons: reasons,
+    reviewed_by: null,
+    reviewed_at: null,
+    review_note: null,
+    reverses: null,
+    reversed_by: null,
   };
-  const reasons = reviewReasons({ amount: input.amount, senderOpenedAt: sender.created_at, now: history.now }, history, risk);
-  const transaction =
-    reasons.length > 0
-      ? await holdTransfer(tx, posting, reasons)
-      : await postTransaction(tx, { ...posting, entries: movement(sender.id, receiver.id, input.amount) }, new Map(locked.map((row) => [row.id, row])));
-  await record(tx, actor, {
-    action: 'transfer.created',
-    targetType: 'transaction',
-    targetId: transaction.id,
-    details: {
-      from_account: sender.account_number,
-      to_account: receiver.account_number,
-      amount: formatAmount(input.amount),
-      currency: sender.currency,
-      status: transaction.status,
-      ...(reasons.length > 0 ? { review_reasons: reasons } : {}),
-    },
-  });
-  return viewOfNew(transaction, { from: sender, to: receiver });
+  const auditDetails = {
+    from_account: sender.account_number,
+    to_account: receiver.account_number,
+    amount: view.amount,
+    currency: sender.currency,
+    status,
+    ...(reasons.length > 0 ? { review_reasons: reasons } : {}),
+  };
+  let answer;
+  try {
+    ({ rows: [answer] } = await sql<{ answer: TransactionView }>`SELECT transfer_finish(
+      ${id}, ${status}, ${reasons}::text[],
+      ${sender.id}, ${receiver.id}, ${input.amount.toString()}::bigint, ${sender.currency}, ${input.description},
+      ${actor.id}, ${actor.role}, ${actor.ip}, ${actor.requestId}, ${JSON.stringify(auditDetails)}::jsonb,
+      ${idempotency?.key ?? null}, ${idempotency?.endpoint ?? null}, ${JSON.stringify({ ...view, transaction_id: id })}::jsonb) AS answer`.execute(tx));
+  } catch (error) {
+    throw asInsufficientFunds(error);
+  }
+  return { replayed: false, status: 201, body: answer!.answer };
 }
 
 /** A customer sees transactions that touch its own accounts; staff see all. Anything else is not found. */
