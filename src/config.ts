@@ -42,6 +42,8 @@ export interface Config {
   logLevel: string;
   /** How often the background sealer extends the audit hash chain; 0 turns it off (benchmarks measure its cost). */
   auditSealerIntervalMs: number;
+  /** Processes serving HTTP on the one port (Node's cluster module); above 1 only on PostgreSQL. */
+  workers: number;
 }
 
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
@@ -151,6 +153,9 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
   if (adminPassword !== undefined && (Buffer.byteLength(adminPassword) < 8 || Buffer.byteLength(adminPassword) > 72)) {
     fail('ADMIN_PASSWORD', '8 to 72 bytes long', '<hidden>');
   }
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const workers = integer(env, 'WORKERS', 1, 1, 64);
+  if (workers > 1 && !databaseUrl) fail('WORKERS', '1 without DATABASE_URL (the embedded database lives in one process)', String(workers));
   const bankName = env.BANK_NAME ?? 'Modular Bank';
   if (bankName.length > 100 || /[\p{Cc}]/u.test(bankName)) fail('BANK_NAME', 'a name of at most 100 characters on one line', bankName);
   const loanRate = env.LOAN_ANNUAL_RATE ?? '12.00';
@@ -161,7 +166,7 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
     isProduction,
     port: integer(env, 'PORT', 8000, 0, 65535),
     host,
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl,
     dataDir,
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwtSecret: resolveJwtSecret(env, isProduction, dataDir),
@@ -189,5 +194,6 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
     bankName,
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     auditSealerIntervalMs: integer(env, 'AUDIT_SEALER_INTERVAL_MS', 1000, 0, 3_600_000),
+    workers,
   };
 }

@@ -1,3 +1,4 @@
+import cluster, { type Worker } from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
 import { Redis } from 'ioredis';
 import { buildApp } from './app.js';
@@ -7,11 +8,9 @@ import { migrate } from './db/migrate.js';
 import { scheduleSealing } from './audit/chain.js';
 import { schedulePurge } from './http/idempotency.js';
 
-/** Entry point: configuration, migrations, the first admin, then listen until SIGTERM/SIGINT. */
-async function main(): Promise<void> {
-  let config: Config;
+function loadConfigOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`Invalid configuration: ${error.message}`);
@@ -19,6 +18,23 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+}
+
+/**
+ * One serving process: migrations (under their advisory lock, so workers starting together are safe),
+ * the first admin, then listen until SIGTERM/SIGINT.
+ */
+async function serve(config: Config): Promise<void> {
+  // A worker is told to stop by its primary, possibly while it is still starting. When the signal
+  // reached it too (Ctrl-C reaches the whole process group), the message must not count as a second
+  // signal, which close-with-grace answers with exit(1).
+  let stopRequested = false;
+  let stopSelf = () => {
+    stopRequested = true;
+  };
+  process.on('message', (message) => {
+    if (message === SHUTDOWN) stopSelf();
+  });
 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
   await migrate(database);
@@ -41,7 +57,12 @@ async function main(): Promise<void> {
       : () => {};
 
   // SIGTERM: stop accepting connections, let requests in flight finish, close the pool, exit.
+  let closing = false;
+  stopSelf = () => {
+    if (!closing) process.emit('SIGTERM', 'SIGTERM');
+  };
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    closing = true;
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
     stopPurge();
@@ -51,7 +72,61 @@ async function main(): Promise<void> {
     redis?.disconnect();
   });
 
+  // A worker told to stop while it was starting stops now, without listening.
+  if (stopRequested) {
+    stopSelf();
+    return;
+  }
   await app.listen({ port: config.port, host: config.host });
 }
 
-await main();
+const SHUTDOWN = 'shutdown';
+
+/**
+ * WORKERS > 1: this process only supervises; the workers (Node's cluster module) share the port. A
+ * worker that fails before it listens stops them all (exit 1: the configuration or the database is
+ * wrong, and every new worker would fail the same way); one that dies later is replaced. SIGTERM or
+ * SIGINT stops the workers gracefully, then this process, with status 1 if any worker failed to stop.
+ */
+function supervise(workers: number): void {
+  const alive = new Map<number, Worker>();
+  const listening = new Set<number>();
+  let stopping = false;
+  let failed = false;
+  const start = () => {
+    const worker = cluster.fork();
+    alive.set(worker.id, worker);
+  };
+  const stopAll = () => {
+    stopping = true;
+    for (const worker of alive.values()) if (worker.isConnected()) worker.send(SHUTDOWN);
+  };
+  cluster.on('listening', (worker) => {
+    listening.add(worker.id);
+    // A worker forked just before the stop may have missed the message: it had no listener yet.
+    if (stopping) worker.send(SHUTDOWN);
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    alive.delete(worker.id);
+    const started = listening.delete(worker.id);
+    const how = signal ?? `exit ${code}`;
+    if (stopping) {
+      if (code !== 0 || signal) failed = true;
+    } else if (started) {
+      console.error(`worker ${worker.process.pid} died (${how}); starting another`);
+      start();
+    } else {
+      console.error(`worker ${worker.process.pid} failed to start (${how}); stopping`);
+      failed = true;
+      stopAll();
+    }
+    if (stopping && alive.size === 0) process.exit(failed ? 1 : 0);
+  });
+  process.on('SIGTERM', stopAll);
+  process.on('SIGINT', stopAll);
+  for (let i = 0; i < workers; i++) start();
+}
+
+const config = loadConfigOrExit();
+if (cluster.isPrimary && config.workers > 1) supervise(config.workers);
+else await serve(config);

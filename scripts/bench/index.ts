@@ -17,7 +17,7 @@
  * any answer was not ok, or a phase failed.
  *
  * Knobs: BENCH_SECONDS (15), BENCH_CUSTOMERS (200), BENCH_GROWTH_ENTRIES (1000000),
- * BENCH_WARMUP_SECONDS (3), BENCH_AUDIT_ROUNDS (2: on off off on, off on on off), BENCH_POOL_SIZE (20),
+ * BENCH_WARMUP_SECONDS (3), BENCH_AUDIT_ROUNDS (2: on off off on, off on on off), BENCH_POOL_SIZE (20), BENCH_WORKERS (1),
  * BENCH_DATABASE_URL, BENCH_PG_BIN, BENCH_PHASES.
  * Results: bench-results/<timestamp>/ (results.json, results.md, server logs, the .cpuprofile).
  */
@@ -49,6 +49,7 @@ import {
   startSampling,
   startServer,
   transferLoad,
+  treeCpuSecondsOf,
   urlOf,
   type BenchCustomer,
   type BenchServer,
@@ -72,6 +73,7 @@ const CUSTOMERS = intEnv('BENCH_CUSTOMERS', 200);
 const GROWTH_ENTRIES = intEnv('BENCH_GROWTH_ENTRIES', 1_000_000);
 const WARMUP = intEnv('BENCH_WARMUP_SECONDS', 3);
 const AUDIT_ROUNDS = Math.max(1, intEnv('BENCH_AUDIT_ROUNDS', 2));
+const WORKERS = Math.max(1, intEnv('BENCH_WORKERS', 1));
 const ALL_PHASES = ['service', 'growth', 'audit', 'pglite', 'profile', 'roundtrips'];
 const PHASES = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((p) => p.trim()).filter(Boolean));
 for (const phase of PHASES) if (!ALL_PHASES.includes(phase)) throw new Error(`unknown phase ${phase} in BENCH_PHASES (known: ${ALL_PHASES.join(', ')})`);
@@ -143,7 +145,7 @@ const results: {
   roundTrips?: RoundTrips;
   failures: string[];
 } = {
-  settings: { seconds: SECONDS, customers: CUSTOMERS, growthEntries: GROWTH_ENTRIES, warmupSeconds: WARMUP, poolSize: process.env.BENCH_POOL_SIZE ?? '20', phases: [...PHASES] },
+  settings: { seconds: SECONDS, customers: CUSTOMERS, growthEntries: GROWTH_ENTRIES, warmupSeconds: WARMUP, poolSize: process.env.BENCH_POOL_SIZE ?? '20', workers: WORKERS, phases: [...PHASES] },
   pgbench: [],
   runs: [],
   timings: {},
@@ -278,9 +280,9 @@ async function measuredLoad(target: Target, connections: number, round: RoundNam
   const { scenario, server, database, admin, customers } = target;
   const before = database && options.counters ? await settleCounters(database) : undefined;
   const sampling = database ? startSampling(database) : undefined;
-  const cpuBefore = cpuSecondsOf(server.pid);
+  const cpuBefore = treeCpuSecondsOf(server.pid);
   const load = await transferLoad(server.url, customers, connections, SECONDS);
-  const cpuAfter = cpuSecondsOf(server.pid);
+  const cpuAfter = treeCpuSecondsOf(server.pid);
   const sampled = await sampling?.stop();
   const recon = await reconciliation(server.url, admin);
   if (!recon.ok) results.failures.push(`reconciliation not ok after ${scenario} ${connections}c: ${JSON.stringify(recon)}`);
@@ -324,7 +326,7 @@ async function serviceOnPostgres(name: string, purpose: string, extraEnv: Record
   const dataDir = mkdtempSync(join(tmpdir(), `bench-${purpose}-`));
   const server = await startServer({
     name,
-    env: serviceEnv({ DATABASE_URL: db.url, DATA_DIR: dataDir, ...extraEnv }),
+    env: serviceEnv({ DATABASE_URL: db.url, DATA_DIR: dataDir, WORKERS: String(WORKERS), ...extraEnv }),
     nodeArgs,
     logFile: join(OUT, `server-${name}.log`),
   });

@@ -139,9 +139,16 @@ describe('loadConfig refuses bad values with a message naming the variable and w
     ['ADMIN_EMAIL', 'not-an-email', /^ADMIN_EMAIL must be an email address/],
     ['ADMIN_PASSWORD', 'short', /^ADMIN_PASSWORD must be 8 to 72 bytes long/],
     ['LOG_LEVEL', 'loud', /^LOG_LEVEL must be one of/],
+    ['WORKERS', '0', /^WORKERS must be an integer from 1 to 64 \(got "0"\)$/],
+    ['WORKERS', '2', /^WORKERS must be 1 without DATABASE_URL \(the embedded database lives in one process\) \(got "2"\)$/],
   ])('%s=%j', (name, value, message) => {
     const error = configError({ [name]: value });
     expect(error.message).toMatch(message);
+  });
+
+  it('takes WORKERS above 1 on PostgreSQL', () => {
+    expect(load({ WORKERS: '2', DATABASE_URL: 'postgres://root@127.0.0.1:5432/bank' }).workers).toBe(2);
+    expect(load({}).workers).toBe(1);
   });
 
   it('does not echo a malformed DATABASE_URL, which may hold a password', () => {

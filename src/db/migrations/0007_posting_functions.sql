@@ -18,7 +18,14 @@ CREATE FUNCTION ledger_apply(
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   entry_count int := coalesce(cardinality(p_amounts), 0);
-  written int;
+  -- Each account once, with the net of its entries: one UPDATE per account, so the CHECKs judge the
+  -- posting's result, not the order of its entries.
+  ids uuid[] := '{}';
+  nets bigint[] := '{}';
+  balances bigint[] := '{}';
+  balance_after bigint[] := '{}';
+  new_balance bigint;
+  slot int;
 BEGIN
   IF coalesce(cardinality(p_accounts), 0) <> entry_count
      OR (entry_count > 0 AND (entry_count < 2 OR (SELECT sum(a) FROM unnest(p_amounts) a) <> 0 OR 0 = ANY (p_amounts))) THEN
@@ -28,39 +35,44 @@ BEGIN
     RAISE EXCEPTION 'nothing to apply' USING ERRCODE = 'invalid_parameter_value';
   END IF;
 
-  WITH entries AS (
-    SELECT e.account_id, e.amount, e.ord
-      FROM unnest(p_accounts, p_amounts) WITH ORDINALITY AS e(account_id, amount, ord)
-  ), changed AS (
-    UPDATE accounts a
-       SET balance = a.balance + d.delta,
-           held = a.held + CASE WHEN a.id = p_held_account THEN p_held_delta ELSE 0 END,
-           updated_at = now()
-      FROM (
-        SELECT account_id, sum(amount)::bigint AS delta FROM entries GROUP BY account_id
-        UNION ALL
-        SELECT p_held_account, 0 WHERE p_held_account IS NOT NULL AND NOT (p_held_account = ANY (p_accounts))
-      ) d
-     WHERE a.id = d.account_id
-    RETURNING a.id, a.balance
-  ), checked AS (
-    -- An account that does not exist updates no row; the count below refuses the posting.
-    SELECT count(*) AS accounts FROM changed
-  )
-  INSERT INTO journal_entries (transaction_id, account_id, amount, balance_after, posted_at)
-  SELECT p_transaction_id, entries.account_id, entries.amount,
-         -- The account's balance after this entry: its final balance less the entries after it.
-         changed.balance - coalesce(sum(entries.amount) OVER (
-           PARTITION BY entries.account_id ORDER BY entries.ord ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0),
-         coalesce(p_posted_at, statement_timestamp())
-    FROM entries JOIN changed ON changed.id = entries.account_id
-   ORDER BY entries.ord;
-  GET DIAGNOSTICS written = ROW_COUNT;
-  IF written <> entry_count THEN
-    RAISE EXCEPTION 'a posting names an account that does not exist' USING ERRCODE = 'foreign_key_violation';
+  FOR i IN 1 .. entry_count LOOP
+    slot := array_position(ids, p_accounts[i]);
+    IF slot IS NULL THEN
+      ids := ids || p_accounts[i];
+      nets := nets || p_amounts[i];
+    ELSE
+      nets[slot] := nets[slot] + p_amounts[i];
+    END IF;
+  END LOOP;
+  IF p_held_account IS NOT NULL AND array_position(ids, p_held_account) IS NULL THEN
+    ids := ids || p_held_account;
+    nets := nets || 0::bigint;
   END IF;
-  IF entry_count = 0 AND NOT EXISTS (SELECT 1 FROM accounts WHERE id = p_held_account) THEN
-    RAISE EXCEPTION 'a hold names an account that does not exist' USING ERRCODE = 'foreign_key_violation';
+
+  FOR slot IN 1 .. cardinality(ids) LOOP
+    UPDATE accounts
+       SET balance = balance + nets[slot],
+           held = held + CASE WHEN id = p_held_account THEN p_held_delta ELSE 0 END,
+           updated_at = now()
+     WHERE id = ids[slot]
+    RETURNING balance INTO new_balance;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'a posting names account %, which does not exist', ids[slot] USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    balances[slot] := new_balance;
+  END LOOP;
+
+  -- The balance each entry left behind: walk the entries backwards from the accounts' final balances.
+  FOR i IN REVERSE entry_count .. 1 LOOP
+    slot := array_position(ids, p_accounts[i]);
+    balance_after[i] := balances[slot];
+    balances[slot] := balances[slot] - p_amounts[i];
+  END LOOP;
+  IF entry_count > 0 THEN
+    INSERT INTO journal_entries (transaction_id, account_id, amount, balance_after, posted_at)
+    SELECT p_transaction_id, e.account_id, e.amount, e.balance_after, coalesce(p_posted_at, statement_timestamp())
+      FROM unnest(p_accounts, p_amounts, balance_after) WITH ORDINALITY AS e(account_id, amount, balance_after, ord)
+     ORDER BY e.ord;
   END IF;
 END $$;
 
