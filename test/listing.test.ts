@@ -276,4 +276,33 @@ describe('GET /transactions/', () => {
     expect(inserted).toBeGreaterThan(0);
     expect(await listAll(alice)).toHaveLength(atStart.length + inserted);
   });
+
+  it('lists a customer with several accounts page by page: each transaction once, a transfer between its own accounts too', async () => {
+    const dave = await bank.customer('100.00');
+    const erin = await bank.customer('10.00');
+    const savings = await bank.admin.post(`/accounts/?user_id=${dave.user.id}`, { type: 'savings', initial_deposit: '50.00' });
+    expect(savings.statusCode).toBe(201);
+    for (const [from, to, amount] of [
+      [dave.account.account_number, savings.data.account_number, '1.00'],
+      [savings.data.account_number, dave.account.account_number, '2.00'],
+      [dave.account.account_number, erin.account.account_number, '3.00'],
+    ]) {
+      expect((await dave.post('/transactions/transfer', { from_account: from, to_account: to, amount })).statusCode).toBe(201);
+    }
+    expect((await erin.post('/transactions/transfer', { from_account: erin.account.account_number, to_account: savings.data.account_number, amount: '4.00' })).statusCode).toBe(201);
+
+    const seen: Tx[] = [];
+    let cursor: string | null = null;
+    do {
+      const response = await dave.get(`/transactions/?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(response.statusCode).toBe(200);
+      expect(response.data.items.length).toBeLessThanOrEqual(2);
+      seen.push(...response.data.items);
+      cursor = response.data.next_cursor;
+    } while (cursor);
+    // Two opening deposits, the two transfers between its own accounts, one to erin, one from erin.
+    expect(seen.map((item) => item.amount).sort()).toEqual(['1.00', '100.00', '2.00', '3.00', '4.00', '50.00']);
+    expect(new Set(seen.map((item) => item.id)).size).toBe(seen.length);
+    expectNewestFirst(seen);
+  });
 });
