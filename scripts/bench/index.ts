@@ -13,6 +13,7 @@
  *   pglite    the embedded database (no DATABASE_URL), 8 connections, bracketed by pgbench runs
  *   profile   a CPU profile (node --cpu-prof) of the server under the 32-connection load
  *   roundtrips statements, commits and rows per transfer (in process, pg.Client#query spy)
+ *   indatabase a transfer's SQL and a TPC-B transaction, each N times in one PL/pgSQL loop: their own cost
  * Reconciliation (GET /reports/reconciliation) is checked after every load; the exit code is 1 when
  * any answer was not ok, or a phase failed.
  *
@@ -41,6 +42,7 @@ import {
   median,
   onServer,
   PG_BIN,
+  pgbenchArgs,
   reconciliation,
   ROOT,
   SERVER_URL,
@@ -59,6 +61,7 @@ import {
   type Sampling,
 } from './lib.js';
 import { preloadLedger, type PreloadResult } from './preload.js';
+import { measureInDatabase, type InDatabaseCost } from './in-database.js';
 import { countRoundTrips, type RoundTrips } from './round-trips.js';
 
 function intEnv(name: string, fallback: number): number {
@@ -74,7 +77,7 @@ const GROWTH_ENTRIES = intEnv('BENCH_GROWTH_ENTRIES', 1_000_000);
 const WARMUP = intEnv('BENCH_WARMUP_SECONDS', 3);
 const AUDIT_ROUNDS = Math.max(1, intEnv('BENCH_AUDIT_ROUNDS', 2));
 const WORKERS = Math.max(1, intEnv('BENCH_WORKERS', 1));
-const ALL_PHASES = ['service', 'growth', 'audit', 'pglite', 'profile', 'roundtrips'];
+const ALL_PHASES = ['service', 'growth', 'audit', 'pglite', 'profile', 'roundtrips', 'indatabase'];
 const PHASES = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((p) => p.trim()).filter(Boolean));
 for (const phase of PHASES) if (!ALL_PHASES.includes(phase)) throw new Error(`unknown phase ${phase} in BENCH_PHASES (known: ${ALL_PHASES.join(', ')})`);
 // Backends flush pg_stat_database at most once a second while busy and 10 s after going idle.
@@ -143,6 +146,7 @@ const results: {
   audit?: { on: number[]; off: number[]; ratio: number; cpuMsPerTransferOn: number; cpuMsPerTransferOff: number; verify?: unknown };
   profile?: { file: string; summary: ProfileSummary; load: LoadResult };
   roundTrips?: RoundTrips;
+  inDatabase?: InDatabaseCost;
   failures: string[];
 } = {
   settings: { seconds: SECONDS, customers: CUSTOMERS, growthEntries: GROWTH_ENTRIES, warmupSeconds: WARMUP, poolSize: process.env.BENCH_POOL_SIZE ?? '20', workers: WORKERS, phases: [...PHASES] },
@@ -159,7 +163,7 @@ async function describeMachine(): Promise<Record<string, unknown>> {
     const version = (await client.query<{ version: string }>('SELECT version()')).rows[0]!.version;
     const { rows } = await client.query<{ name: string; setting: string; unit: string | null }>(
       `SELECT name, setting, unit FROM pg_settings WHERE name IN
-       ('shared_buffers','synchronous_commit','fsync','wal_sync_method','max_connections','commit_delay','work_mem','effective_io_concurrency','max_wal_size','shared_preload_libraries')`,
+       ('shared_buffers','synchronous_commit','fsync','wal_sync_method','max_connections','commit_delay','work_mem','effective_io_concurrency','max_wal_size','shared_preload_libraries','autovacuum')`,
     );
     return { version, settings: Object.fromEntries(rows.map((r) => [r.name, r.unit ? `${r.setting} ${r.unit}` : r.setting])) };
   });
@@ -183,11 +187,6 @@ async function describeMachine(): Promise<Record<string, unknown>> {
 }
 
 // ---------------------------------------------------------------- pgbench
-
-function pgbenchArgs(): string[] {
-  const url = new URL(SERVER_URL);
-  return ['-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'root')];
-}
 
 /** Runs a command to its end; `cpu`, when given, receives the CPU seconds the process had used at its last sample. */
 function runCommand(command: string, args: string[], cpu?: { seconds: number }): Promise<string> {
@@ -668,6 +667,25 @@ function report(): string {
     );
   }
 
+  if (results.inDatabase) {
+    const d = results.inDatabase;
+    lines.push(
+      '',
+      '## Inside PostgreSQL alone (one backend, one PL/pgSQL loop, a commit per iteration without waiting for the disk; no network, no client)',
+      '',
+      '| work | ms each | to TPC-B |',
+      '|---|---:|---:|',
+      `| TPC-B transaction (3 updates, a select, an insert; scale 10) | ${d.tpcbMs} | 1.0 |`,
+      `| bare transfer (2 rows locked and checked, 2 updates, 3 inserts; primary keys only) | ${d.bareTransferMs} | ${f1(d.bareTransferMs / d.tpcbMs)} |`,
+      `| transfer: \`transfer_begin\` (key claim, locks, sender's history) | ${d.transferBeginMs} | ${f1(d.transferBeginMs / d.tpcbMs)} |`,
+      `| transfer: \`transfer_finish\` (transaction, ledger_apply, audit entry, stored answer) | ${d.transferFinishMs} | ${f1(d.transferFinishMs / d.tpcbMs)} |`,
+      `| transfer: commit (deferred balance check) | ${d.transferCommitMs} | ${f1(d.transferCommitMs / d.tpcbMs)} |`,
+      `| transfer, all three | ${d.transferMs} | **${f1(d.transferMs / d.tpcbMs)}** |`,
+      '',
+      `${d.iterations} of each, alternated in two halves after a warm-up, on one scratch database.`,
+    );
+  }
+
   if (results.profile) {
     lines.push('', `## CPU profile of the server at 32 connections (${f0(results.profile.load.tps)} transfers/s under the profiler)`, '');
     lines.push(profileMarkdown({ ...results.profile.summary, functions: results.profile.summary.functions.slice(0, 20) }));
@@ -711,6 +729,10 @@ try {
   await phase('profile', phaseProfile);
   await phase('roundtrips', async () => {
     results.roundTrips = await countRoundTrips(200);
+  });
+  await phase('indatabase', async () => {
+    results.inDatabase = await measureInDatabase();
+    log(`in the database: ${JSON.stringify(results.inDatabase)}`);
   });
 } finally {
   for (const cleanup of cleanups) await cleanup().catch(() => {});

@@ -33,6 +33,12 @@ export function log(message: string): void {
 
 // ---------------------------------------------------------------- scratch databases
 
+/** pgbench's connection options for SERVER_URL (the password, if any, goes in PGPASSWORD). */
+export function pgbenchArgs(): string[] {
+  const url = new URL(SERVER_URL);
+  return ['-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'root')];
+}
+
 /** Runs fn on a client connected to the maintenance database of the shared server. */
 export async function onServer<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: SERVER_URL });

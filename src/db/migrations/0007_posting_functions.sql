@@ -24,18 +24,23 @@ DECLARE
   nets bigint[] := '{}';
   balances bigint[] := '{}';
   balance_after bigint[] := '{}';
+  total bigint := 0;
   new_balance bigint;
   slot int;
 BEGIN
-  IF coalesce(cardinality(p_accounts), 0) <> entry_count
-     OR (entry_count > 0 AND (entry_count < 2 OR (SELECT sum(a) FROM unnest(p_amounts) a) <> 0 OR 0 = ANY (p_amounts))) THEN
+  IF coalesce(cardinality(p_accounts), 0) <> entry_count OR entry_count = 1 THEN
     RAISE EXCEPTION 'a posting needs two or more non-zero entries summing to zero' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF entry_count = 0 AND p_held_account IS NULL THEN
     RAISE EXCEPTION 'nothing to apply' USING ERRCODE = 'invalid_parameter_value';
   END IF;
 
+  -- Checked in this loop rather than by a query over the arrays: a query is a plan execution each.
   FOR i IN 1 .. entry_count LOOP
+    IF coalesce(p_amounts[i], 0) = 0 THEN
+      RAISE EXCEPTION 'a posting needs two or more non-zero entries summing to zero' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    total := total + p_amounts[i];
     slot := array_position(ids, p_accounts[i]);
     IF slot IS NULL THEN
       ids := ids || p_accounts[i];
@@ -44,6 +49,9 @@ BEGIN
       nets[slot] := nets[slot] + p_amounts[i];
     END IF;
   END LOOP;
+  IF total <> 0 THEN
+    RAISE EXCEPTION 'a posting needs two or more non-zero entries summing to zero' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   IF p_held_account IS NOT NULL AND array_position(ids, p_held_account) IS NULL THEN
     ids := ids || p_held_account;
     nets := nets || 0::bigint;
@@ -95,11 +103,14 @@ BEGIN
 END $$;
 
 -- Stores the answer of a request whose key this transaction claimed.
+-- PL/pgSQL rather than SQL: PostgreSQL before 18 plans a SQL function's body on every call (0.07 ms
+-- of a transfer's 0.6), while PL/pgSQL keeps the plan for the session.
 CREATE FUNCTION idempotency_store(p_user uuid, p_endpoint text, p_key text, p_status integer, p_response jsonb)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
   UPDATE idempotency_keys SET status_code = p_status, response = p_response
    WHERE user_id = p_user AND endpoint = p_endpoint AND key = p_key;
-$$;
+END $$;
 
 -- A transfer's first statement: claims its idempotency key (when it has one), locks the sender (only
 -- if it belongs to p_user) and the receiver in id order, and reads, under those locks, the sender's
@@ -118,7 +129,8 @@ CREATE FUNCTION transfer_begin(
 #variable_conflict use_column
 DECLARE
   stored idempotency_keys;
-  locked accounts[];
+  acct accounts;
+  locked accounts[] := '{}';
   sender_id uuid;
   receiver_id uuid;
   day_start timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
@@ -138,12 +150,13 @@ BEGIN
   END IF;
 
   -- ORDER BY ... FOR UPDATE locks the rows in the order it returns them: id order, like every posting.
-  SELECT array_agg(l ORDER BY l.id) INTO locked
-    FROM (SELECT * FROM accounts a
-           WHERE (a.account_number = p_from AND a.user_id = p_user) OR a.account_number = p_to
-           ORDER BY a.id FOR UPDATE) l;
-  SELECT l.id INTO sender_id FROM unnest(locked) l WHERE l.account_number = p_from;
-  SELECT l.id INTO receiver_id FROM unnest(locked) l WHERE l.account_number = p_to;
+  FOR acct IN SELECT * FROM accounts a
+               WHERE (a.account_number = p_from AND a.user_id = p_user) OR a.account_number = p_to
+               ORDER BY a.id FOR UPDATE LOOP
+    locked := locked || acct;
+    IF acct.account_number = p_from THEN sender_id := acct.id; END IF;
+    IF acct.account_number = p_to THEN receiver_id := acct.id; END IF;
+  END LOOP;
 
   IF sender_id IS NOT NULL AND receiver_id IS NOT NULL THEN
     SELECT coalesce(sum(t.amount) FILTER (WHERE t.created_at >= day_start), 0)::bigint,
