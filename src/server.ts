@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/connection.js';
+import { scheduleMaintenance } from './db/maintenance.js';
 import { migrate } from './db/migrate.js';
 import { scheduleSealing } from './audit/chain.js';
 import { schedulePurge } from './http/idempotency.js';
@@ -50,6 +51,8 @@ async function serve(config: Config): Promise<void> {
   }
 
   const stopPurge = schedulePurge(database.db, (err) => app.log.warn({ err }, 'idempotency key purge failed'));
+  // PGlite has no autovacuum; on PostgreSQL this does nothing.
+  const stopMaintenance = scheduleMaintenance(database, 60_000, (err) => app.log.warn({ err }, 'table maintenance failed'));
   // AUDIT_SEALER_INTERVAL_MS=0: no sealer in this instance (entries wait unsealed until one runs somewhere).
   const stopSealing =
     config.auditSealerIntervalMs > 0
@@ -66,6 +69,7 @@ async function serve(config: Config): Promise<void> {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
     stopPurge();
+    stopMaintenance();
     stopSealing();
     await app.close();
     await database.close();

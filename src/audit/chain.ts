@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
+import { runEvery } from '../db/background.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import type { Db, Tx } from '../db/schema.js';
 import { withTransaction } from '../db/transaction.js';
@@ -153,14 +154,5 @@ export async function verifyChain(db: Db): Promise<VerificationReport> {
 
 /** Seals in the background every interval; returns the function that stops it. */
 export function scheduleSealing(database: DatabaseHandle, intervalMs: number, onError: (error: unknown) => void): () => void {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    sealPending(database)
-      .catch(onError)
-      .finally(() => (running = false));
-  }, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  return runEvery(intervalMs, () => sealPending(database), onError);
 }
