@@ -18,7 +18,7 @@ import type { DatabaseHandle } from './db/connection.js';
 import { registerAccessControl, type Access } from './http/access.js';
 import { CONTENT_SECURITY_POLICY, registerDocs, SECURITY } from './http/docs.js';
 import { registerErrorHandling } from './http/errors.js';
-import { refuseNulCharacters } from './http/input.js';
+import { refuseUnstorableText } from './http/input.js';
 import { fastifyOptions, validatorCompiler } from './http/fastify-options.js';
 import { registerMetrics } from './http/metrics.js';
 import { operationRoutes } from './http/operations.js';
@@ -67,7 +67,7 @@ export async function buildApp({ config, database, redis, logger, clock = () => 
   // Before the access hook, whose 401 and 403 answers must carry the security headers too.
   await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY }, hsts: config.isProduction });
   registerAccessControl(app, auth);
-  refuseNulCharacters(app);
+  refuseUnstorableText(app);
   // Protected operations name both schemes in the document, so a token from Swagger UI's Authorize is
   // sent; public ones say explicitly that they need none.
   app.addHook('onRoute', (route) => {

@@ -87,28 +87,46 @@ async function serve(config: Config): Promise<void> {
 const SHUTDOWN = 'shutdown';
 
 /**
- * WORKERS > 1: this process only supervises; the workers (Node's cluster module) share the port. A
- * worker that fails before it listens stops them all (exit 1: the configuration or the database is
- * wrong, and every new worker would fail the same way); one that dies later is replaced. SIGTERM or
- * SIGINT stops the workers gracefully, then this process, with status 1 if any worker failed to stop.
+ * WORKERS > 1: this process only supervises; the workers (Node's cluster module) share the port. While
+ * the service starts, a worker that fails before it listens stops them all (exit 1: the configuration
+ * or the database is wrong, and every new worker would fail the same way). Once every worker has
+ * listened, one that dies is replaced at once, and a replacement that cannot start (the database away
+ * for a moment) is tried again after 1, 2, 4 ... up to 30 seconds while the others keep serving.
+ * SIGTERM or SIGINT stops the workers gracefully, then this process, with status 1 if any worker
+ * failed to stop.
  */
 function supervise(workers: number): void {
   const alive = new Map<number, Worker>();
   const listening = new Set<number>();
+  let booted = false;
+  let failedStarts = 0;
+  let pendingStart: NodeJS.Timeout | undefined;
   let stopping = false;
   let failed = false;
   const start = () => {
+    pendingStart = undefined;
     const worker = cluster.fork();
     alive.set(worker.id, worker);
   };
+  // A worker whose channel has just closed cannot be told; its exit is handled below.
+  const tellToStop = (worker: Worker) => {
+    if (worker.isConnected()) worker.send(SHUTDOWN, () => {});
+  };
+  const exitWhenAllStopped = () => {
+    if (stopping && alive.size === 0) process.exit(failed ? 1 : 0);
+  };
   const stopAll = () => {
     stopping = true;
-    for (const worker of alive.values()) if (worker.isConnected()) worker.send(SHUTDOWN);
+    clearTimeout(pendingStart);
+    for (const worker of alive.values()) tellToStop(worker);
+    exitWhenAllStopped();
   };
   cluster.on('listening', (worker) => {
     listening.add(worker.id);
+    failedStarts = 0;
+    if (listening.size === workers) booted = true;
     // A worker forked just before the stop may have missed the message: it had no listener yet.
-    if (stopping) worker.send(SHUTDOWN);
+    if (stopping) tellToStop(worker);
   });
   cluster.on('exit', (worker, code, signal) => {
     alive.delete(worker.id);
@@ -119,12 +137,16 @@ function supervise(workers: number): void {
     } else if (started) {
       console.error(`worker ${worker.process.pid} died (${how}); starting another`);
       start();
+    } else if (booted) {
+      const delayMs = Math.min(30_000, 1_000 * 2 ** failedStarts++);
+      console.error(`worker ${worker.process.pid} failed to start (${how}); starting another in ${delayMs / 1000} s`);
+      pendingStart = setTimeout(start, delayMs);
     } else {
       console.error(`worker ${worker.process.pid} failed to start (${how}); stopping`);
       failed = true;
       stopAll();
     }
-    if (stopping && alive.size === 0) process.exit(failed ? 1 : 0);
+    exitWhenAllStopped();
   });
   process.on('SIGTERM', stopAll);
   process.on('SIGINT', stopAll);

@@ -40,6 +40,18 @@ describe.runIf(engine === 'pglite')('table maintenance on PGlite (autovacuum sta
     expect(await maintainLikeAutovacuum(bank.database.handle)).toEqual([]);
   });
 
+  // Fixed bug: only the application's tables were looked at, so the catalogs (the rows each ANALYZE
+  // replaces in pg_statistic) were never vacuumed, nor frozen, and the database's oldest unfrozen
+  // transaction never moved.
+  it('vacuums the system catalogs too: the statistics rows its own ANALYZE runs replace', async () => {
+    await maintainLikeAutovacuum(bank.database.handle);
+    await bank.database.handle.withSession(async (session) => {
+      for (let i = 0; i < 4; i++) await session.script('ANALYZE');
+    });
+
+    expect(await maintainLikeAutovacuum(bank.database.handle)).toContain('VACUUM (ANALYZE) pg_catalog.pg_statistic');
+  });
+
   it('shares the one session with requests: transfers made while it runs all complete', async () => {
     await insertBulkHistory(bank.database.handle, bob.account, { count: 2_000, start: '2026-02-01T00:00:00Z', stepSeconds: 60 });
     const transfer = () => alice.post('/transactions/transfer', { from_account: alice.account.account_number, to_account: bob.account.account_number, amount: '1.00' });

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { freePort } from './helpers/private-cluster.js';
@@ -76,6 +77,30 @@ describe('the server with WORKERS=2', () => {
     await until('a replacement forked', () => childrenOf(primary), (pids) => pids.length === 2 && !pids.includes(victim!), 10_000);
     expect(await server.kill('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(childrenOf(primary)).toEqual([]);
+  });
+
+  // Fixed bug: once serving, a replacement that failed to start (the database briefly away) made the
+  // supervisor stop every worker and exit 1, turning one worker's crash into an outage.
+  it('keeps serving when a replacement cannot start while the database is away, and replaces it once it is back', async () => {
+    const server = await start();
+    const primary = server.child.pid!;
+    const [victim, survivor] = await until('workers', () => childrenOf(primary), (pids) => pids.length === 2);
+    const name = new URL(database.url!).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres' });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      process.kill(victim!, 'SIGKILL');
+      await until('a replacement failing to start', () => server.output().match(/failed to start \(exit 1\); starting another in/g)?.length ?? 0, (n) => n >= 2);
+      expect(server.child.exitCode).toBeNull();
+      expect(childrenOf(primary)).toContain(survivor);
+    } finally {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+    await until('the replacement listening', () => listened(server), (n) => n === 3);
+    expect(childrenOf(primary)).toHaveLength(2);
+    expect(await server.kill('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 
   it('exits 1 when its workers cannot start, instead of forking them for ever', async () => {

@@ -193,10 +193,10 @@ export async function listTransactions(db: Db, caller: AuthenticatedUser, filter
         return page.orderBy('m.created_at', 'desc').orderBy('m.id', 'desc').limit(filter.limit + 1);
       }),
     );
-    // UNION, not UNION ALL: a transfer between two of the listed accounts is in two of the pages.
+    // UNION ALL: a transfer between two of the listed accounts is in two of the pages, and IN counts it once.
     const ids = sql.join(
       pages.map((page, i) => sql`SELECT id FROM ${page} AS ${sql.raw(`page${i}`)}`),
-      sql` UNION `,
+      sql` UNION ALL `,
     );
     query = query.where(sql<boolean>`t.id IN (${ids})`);
   } else {

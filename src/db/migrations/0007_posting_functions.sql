@@ -93,13 +93,18 @@ RETURNS idempotency_keys LANGUAGE plpgsql AS $$
 DECLARE
   stored idempotency_keys;
 BEGIN
-  INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint) VALUES (p_user, p_endpoint, p_key, p_fingerprint)
-  ON CONFLICT (user_id, endpoint, key) DO NOTHING;
-  IF FOUND THEN
-    RETURN NULL;
-  END IF;
-  SELECT * INTO STRICT stored FROM idempotency_keys WHERE user_id = p_user AND endpoint = p_endpoint AND key = p_key;
-  RETURN stored;
+  -- Again when the row it conflicted with is gone by the time it is read (the purge of expired keys).
+  LOOP
+    INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint) VALUES (p_user, p_endpoint, p_key, p_fingerprint)
+    ON CONFLICT (user_id, endpoint, key) DO NOTHING;
+    IF FOUND THEN
+      RETURN NULL;
+    END IF;
+    SELECT * INTO stored FROM idempotency_keys WHERE user_id = p_user AND endpoint = p_endpoint AND key = p_key;
+    IF FOUND THEN
+      RETURN stored;
+    END IF;
+  END LOOP;
 END $$;
 
 -- Stores the answer of a request whose key this transaction claimed.
