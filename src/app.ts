@@ -103,11 +103,11 @@ export async function buildApp({ config, database, redis, logger, clock = () => 
   await app.register(formbody);
   await registerDocs(app);
   await app.register(operationRoutes, { database });
-  registerMetrics(app);
+  const metrics = registerMetrics(app);
   await app.register(authRoutes, { auth });
   await app.register(userRoutes, { database });
   await app.register(accountRoutes, { config, database });
-  await app.register(transferRoutes, { config, database });
+  await app.register(transferRoutes, { config, database, metrics });
   await app.register(ledgerRoutes, { database });
   await app.register(auditRoutes, { database });
   await app.register(loanRoutes, { config, database, clock });

@@ -22,6 +22,9 @@ export interface Config {
   refreshExpirationSeconds: number;
   corsOrigins: string[];
   databasePoolSize: number;
+  /** Group commit: transfers committed together at most, and batches committed at once (PostgreSQL). */
+  transferBatchSize: number;
+  transferBatchConcurrency: number;
   adminEmail: string | undefined;
   adminPassword: string | undefined;
   bcryptCost: number;
@@ -175,6 +178,8 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
     refreshExpirationSeconds: integer(env, 'REFRESH_EXPIRATION', 14 * 86_400, 300, 365 * 86_400),
     corsOrigins: corsOrigins(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    transferBatchSize: integer(env, 'TRANSFER_BATCH_SIZE', 32, 1, 1000),
+    transferBatchConcurrency: integer(env, 'TRANSFER_BATCH_CONCURRENCY', 1, 1, 100),
     adminEmail,
     adminPassword,
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),

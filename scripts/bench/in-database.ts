@@ -3,8 +3,8 @@
  * run N times in one PL/pgSQL loop in one backend, each iteration its own transaction, so there is no
  * network, no client, no wait for the disk and no other session, only the statements' and the commits'
  * own work (planning excluded: PL/pgSQL caches the plans). The
- * transfer is the service's own SQL (migration 0007's transfer_begin and transfer_finish, with an
- * idempotency key, as the benchmark's load sends it) on a migrated scratch database with 200 funded
+ * transfer is the service's own SQL (migration 0008's transfer_batch_begin and transfer_batch_finish,
+ * alone and in batches, with an idempotency key as the benchmark's load sends it) on a migrated scratch database with 200 funded
  * customers; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
  * bare transfer is the least a transfer can be (the issue's reference function: lock both rows,
  * check, two updates, three inserts) on tables that have nothing but primary keys.
@@ -15,19 +15,28 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { createScratchDatabase, dropScratchDatabase, PG_BIN, pgbenchArgs } from './lib.js';
 
+/** Milliseconds per transfer of a batch's statements and commit, and all three. */
+export interface TransferSplit {
+  batchSize: number;
+  beginMs: number;
+  finishMs: number;
+  /** The commit: the deferred balance checks and the commit's own work, without waiting for the disk. */
+  commitMs: number;
+  totalMs: number;
+}
+
 export interface InDatabaseCost {
   iterations: number;
-  /** Milliseconds per transfer: the first statement, the second, the commit, all three. */
-  transferBeginMs: number;
-  transferFinishMs: number;
-  /** The transfer's commit: its deferred balance check and the commit's own work, without waiting for the disk. */
-  transferCommitMs: number;
-  transferMs: number;
+  /** A lone transfer (a batch of one), and transfers committed BATCH_SIZE at a time. */
+  transfers: TransferSplit[];
   /** Milliseconds per bare transfer: two rows locked and checked, two updates, three inserts, tables with only primary keys. */
   bareTransferMs: number;
   /** Milliseconds per TPC-B transaction (three updates, a select, an insert). */
   tpcbMs: number;
 }
+
+/** Batch sizes measured: alone, and about what group commit forms under the 32-connection load. */
+const BATCH_SIZES = [1, 16];
 
 const SETUP = `
 INSERT INTO users (name, email, password_hash, role)
@@ -46,26 +55,39 @@ BEGIN
     FROM accounts WHERE type = 'checking';
 END $$;`;
 
-// Random sender and other receiver, as the HTTP load picks them; the key is new every time.
-const TRANSFERS = (n: number) => `
+// Batches of random transfers (a random sender, a random other receiver, as the HTTP load picks them;
+// a new key every time), each batch its own transaction: transfer_batch_begin, then
+// transfer_batch_finish with every transfer passing, then the commit. Times are per transfer.
+const TRANSFERS = (n: number, batchSize: number) => `
 DO $$
 DECLARE
-  sender_number text; receiver_number text; owner uuid; sender uuid; receiver uuid; row record;
+  owners uuid[]; senders text[]; receivers text[]; keys text[]; locked jsonb; items jsonb;
+  sender_number text; row record;
   started timestamptz; began interval := '0'; finished interval := '0'; committed interval := '0';
   tag text := md5(random()::text);
 BEGIN
-  FOR i IN 1 .. ${n} LOOP
-    sender_number := lpad((1 + floor(random() * 200))::int::text, 10, '0');
-    receiver_number := lpad((1 + (sender_number::int + floor(random() * 199))::int % 200)::text, 10, '0');
-    SELECT user_id INTO owner FROM accounts WHERE account_number = sender_number;
+  FOR b IN 1 .. ${Math.ceil(n / batchSize)} LOOP
+    owners := '{}'; senders := '{}'; receivers := '{}'; keys := '{}'; locked := '{}';
+    FOR j IN 1 .. ${batchSize} LOOP
+      sender_number := lpad((1 + floor(random() * 200))::int::text, 10, '0');
+      owners := owners || (SELECT user_id FROM accounts WHERE account_number = sender_number);
+      senders := senders || sender_number;
+      receivers := receivers || lpad((1 + (sender_number::int + floor(random() * 199))::int % 200)::text, 10, '0');
+      keys := keys || (tag || b || '-' || j);
+    END LOOP;
     started := clock_timestamp();
-    FOR row IN SELECT * FROM transfer_begin(owner, sender_number, receiver_number, 60, tag || i, 'POST /transactions/transfer', 'fingerprint') LOOP
-      IF row.account_number = sender_number THEN sender := row.id; ELSE receiver := row.id; END IF;
+    FOR row IN SELECT * FROM transfer_batch_begin(owners, senders, receivers, keys,
+                 array_fill('POST /transactions/transfer'::text, ARRAY[${batchSize}]), array_fill('fingerprint'::text, ARRAY[${batchSize}]), 60) LOOP
+      locked := locked || jsonb_build_object(row.account_number, row.id);
     END LOOP;
     began := began + (clock_timestamp() - started);
+    items := (SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'status', 'completed', 'review_reasons', '[]'::jsonb,
+                'sender', locked->>f, 'receiver', locked->>t, 'amount', '1', 'currency', 'USD', 'description', NULL, 'user', u,
+                'actor_role', 'customer', 'ip', '127.0.0.1', 'request_id', 'bench', 'audit_details', '{"amount": "0.01"}'::jsonb,
+                'key', k, 'endpoint', 'POST /transactions/transfer', 'answer', '{"status": "completed"}'::jsonb) ORDER BY o)
+                FROM unnest(owners, senders, receivers, keys) WITH ORDINALITY AS x(u, f, t, k, o));
     started := clock_timestamp();
-    PERFORM transfer_finish(gen_random_uuid(), 'completed', '{}', sender, receiver, 1, 'USD', NULL, owner, 'customer',
-      '127.0.0.1', 'bench', '{"amount": "0.01"}', tag || i, 'POST /transactions/transfer', '{"status": "completed"}');
+    PERFORM count(*) FROM transfer_batch_finish(items, '[]');
     finished := finished + (clock_timestamp() - started);
     started := clock_timestamp();
     COMMIT;
@@ -156,27 +178,29 @@ export async function measureInDatabase(iterations = 3000): Promise<InDatabaseCo
       // as they are under load; without waiting for the disk, which is not the work being compared.
       await client.query('SET synchronous_commit = off');
       // A warm-up of each, then the measured loops, alternated to cancel the machine's drift.
-      await notice(client, TRANSFERS(200));
+      for (const size of BATCH_SIZES) await notice(client, TRANSFERS(16 * size, size));
       await notice(client, BARE_TRANSFERS(200));
       await notice(client, TPCB(200));
       // No ANALYZE, as for the service's database under the HTTP load (this workplace's server runs
       // without autovacuum): the planner estimates from the tables' sizes and scans the accounts by
       // index. Statistics of 200 accounts make it scan them sequentially, which measured 0.59 ms a
       // transfer instead of 0.43 (and 0.097 instead of 0.063 for the bare transfer).
-      const transfers: Array<Record<string, number>> = [];
+      const transfers = new Map<number, Array<Record<string, number>>>(BATCH_SIZES.map((size) => [size, []]));
       const bare: number[] = [];
       const tpcb: number[] = [];
       for (let round = 0; round < 2; round++) {
-        transfers.push(await notice(client, TRANSFERS(iterations / 2)));
+        for (const size of BATCH_SIZES) transfers.get(size)!.push(await notice(client, TRANSFERS(iterations / 2, size)));
         bare.push((await notice(client, BARE_TRANSFERS(iterations / 2))).bare!);
         tpcb.push((await notice(client, TPCB(iterations / 2))).tpcb!);
       }
       const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-      const begin = mean(transfers.map((t) => t.begin!));
-      const finish = mean(transfers.map((t) => t.finish!));
-      const commit = mean(transfers.map((t) => t.commit!));
       const round3 = (x: number) => Number(x.toFixed(3));
-      return { iterations, transferBeginMs: round3(begin), transferFinishMs: round3(finish), transferCommitMs: round3(commit), transferMs: round3(begin + finish + commit), bareTransferMs: round3(mean(bare)), tpcbMs: round3(mean(tpcb)) };
+      const splits = BATCH_SIZES.map((batchSize): TransferSplit => {
+        const runs = transfers.get(batchSize)!;
+        const [begin, finish, commit] = (['begin', 'finish', 'commit'] as const).map((part) => mean(runs.map((run) => run[part]!)));
+        return { batchSize, beginMs: round3(begin!), finishMs: round3(finish!), commitMs: round3(commit!), totalMs: round3(begin! + finish! + commit!) };
+      });
+      return { iterations, transfers: splits, bareTransferMs: round3(mean(bare)), tpcbMs: round3(mean(tpcb)) };
     } finally {
       await client.end();
     }

@@ -30,6 +30,7 @@ import pg from 'pg';
 import { profileMarkdown, summariseProfile, type ProfileSummary } from './cpuprofile-summary.js';
 import {
   adminToken,
+  batchTotals,
   call,
   counterDelta,
   cpuSecondsOf,
@@ -102,6 +103,8 @@ interface Run {
   sampling?: Sampling;
   counters?: DatabaseCounters;
   serverCpuSeconds?: number;
+  /** Transfers per database transaction (group commit), as the server's metrics count them. */
+  transfersPerBatch?: number;
   reconciliation?: Reconciliation;
 }
 
@@ -279,10 +282,14 @@ async function measuredLoad(target: Target, connections: number, round: RoundNam
   const { scenario, server, database, admin, customers } = target;
   const before = database && options.counters ? await settleCounters(database) : undefined;
   const sampling = database ? startSampling(database) : undefined;
+  // With WORKERS > 1 each scrape reaches one worker: its batches stand for all of them.
+  const batchesBefore = await batchTotals(server.url);
   const cpuBefore = treeCpuSecondsOf(server.pid);
   const load = await transferLoad(server.url, customers, connections, SECONDS);
   const cpuAfter = treeCpuSecondsOf(server.pid);
   const sampled = await sampling?.stop();
+  const batchesAfter = await batchTotals(server.url);
+  const batches = batchesAfter.batches - batchesBefore.batches;
   const recon = await reconciliation(server.url, admin);
   if (!recon.ok) results.failures.push(`reconciliation not ok after ${scenario} ${connections}c: ${JSON.stringify(recon)}`);
   const run: Run = {
@@ -292,13 +299,15 @@ async function measuredLoad(target: Target, connections: number, round: RoundNam
     load,
     ...(sampled ? { sampling: sampled } : {}),
     ...(cpuBefore !== undefined && cpuAfter !== undefined ? { serverCpuSeconds: cpuAfter - cpuBefore } : {}),
+    ...(batches > 0 && WORKERS === 1 ? { transfersPerBatch: (batchesAfter.transfers - batchesBefore.transfers) / batches } : {}),
     reconciliation: recon,
   };
   if (database && before) pendingCounters.set(database, { run, before });
   results.runs.push(run);
   log(
     `${scenario} ${connections}c [${round}]: ${load.tps.toFixed(0)} transfers/s, p50 ${load.p50} ms, p99 ${load.p99} ms, non-2xx ${load.non2xx}` +
-      `${Object.keys(load.problemCodes).length ? ` ${JSON.stringify(load.problemCodes)}` : ''}, reconciliation ${recon.ok ? 'ok' : 'NOT OK'}`,
+      `${Object.keys(load.problemCodes).length ? ` ${JSON.stringify(load.problemCodes)}` : ''}, ` +
+      `${run.transfersPerBatch ? `${run.transfersPerBatch.toFixed(1)} transfers per batch, ` : ''}reconciliation ${recon.ok ? 'ok' : 'NOT OK'}`,
   );
   return run;
 }
@@ -623,15 +632,15 @@ function report(): string {
   }
 
   lines.push('', "## PostgreSQL's view and CPU per transfer, run by run", '');
-  lines.push('| round | scenario | clients | tx/s | commits / tx | rows inserted / tx | rows updated / tx | lock waits mean (max) | active backends mean | idle in transaction mean | waits of active backends | server CPU (cores) | server CPU ms / tx | PG backends CPU ms / tx | load generator CPU (cores) | all three, CPU ms / tx |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
+  lines.push('| round | scenario | clients | tx/s | transfers per batch | commits / tx | rows inserted / tx | rows updated / tx | lock waits mean (max) | active backends mean | idle in transaction mean | waits of active backends | server CPU (cores) | server CPU ms / tx | PG backends CPU ms / tx | load generator CPU (cores) | all three, CPU ms / tx |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
   const waitsText = (s?: Sampling) => (s ? Object.entries(s.waits).slice(0, 4).map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`).join(', ') : '—');
   const rows: Array<{ order: number; line: string }> = [];
   for (const p of results.pgbench) {
     const s = p.sampling;
     rows.push({
       order: p.seq,
-      line: `| ${p.round} | pgbench | ${p.clients} | ${f0(p.tps)} | 1 | 1 | 3 | ${f2(s.lockWaitsMean)} (${s.lockWaitsMax}) | ${f1(s.activeMean)} | ${f1(s.idleInTransactionMean)} | ${waitsText(s)} | — | — | ${f2((s.backendCpuSeconds * 1000) / Math.max(1, p.transactions))} | ${f2(p.clientCpuSeconds / SECONDS)} | ${f2(((s.backendCpuSeconds + p.clientCpuSeconds) * 1000) / Math.max(1, p.transactions))} |`,
+      line: `| ${p.round} | pgbench | ${p.clients} | ${f0(p.tps)} | 1 | 1 | 1 | 3 | ${f2(s.lockWaitsMean)} (${s.lockWaitsMax}) | ${f1(s.activeMean)} | ${f1(s.idleInTransactionMean)} | ${waitsText(s)} | — | — | ${f2((s.backendCpuSeconds * 1000) / Math.max(1, p.transactions))} | ${f2(p.clientCpuSeconds / SECONDS)} | ${f2(((s.backendCpuSeconds + p.clientCpuSeconds) * 1000) / Math.max(1, p.transactions))} |`,
     });
   }
   for (const run of results.runs) {
@@ -640,7 +649,7 @@ function report(): string {
     const c = run.counters;
     rows.push({
       order: run.seq,
-      line: `| ${run.round} | ${run.scenario} | ${run.load.connections} | ${f0(run.load.tps)} | ${c ? f2(c.xact_commit / n) : '—'} | ${c ? f2(c.tup_inserted / n) : '—'} | ${c ? f2(c.tup_updated / n) : '—'} | ${s ? `${f2(s.lockWaitsMean)} (${s.lockWaitsMax})` : '—'} | ${s ? f1(s.activeMean) : '—'} | ${s ? f1(s.idleInTransactionMean) : '—'} | ${waitsText(s)} | ${run.serverCpuSeconds !== undefined ? f2(run.serverCpuSeconds / run.load.seconds) : '—'} | ${run.serverCpuSeconds !== undefined ? f2((run.serverCpuSeconds * 1000) / n) : '—'} | ${s ? f2((s.backendCpuSeconds * 1000) / n) : '—'} | ${f2(run.load.clientCpuSeconds / run.load.seconds)} | ${s && run.serverCpuSeconds !== undefined ? f2(((s.backendCpuSeconds + run.serverCpuSeconds + run.load.clientCpuSeconds) * 1000) / n) : run.serverCpuSeconds !== undefined ? f2(((run.serverCpuSeconds + run.load.clientCpuSeconds) * 1000) / n) : '—'} |`,
+      line: `| ${run.round} | ${run.scenario} | ${run.load.connections} | ${f0(run.load.tps)} | ${run.transfersPerBatch ? f1(run.transfersPerBatch) : '—'} | ${c ? f2(c.xact_commit / n) : '—'} | ${c ? f2(c.tup_inserted / n) : '—'} | ${c ? f2(c.tup_updated / n) : '—'} | ${s ? `${f2(s.lockWaitsMean)} (${s.lockWaitsMax})` : '—'} | ${s ? f1(s.activeMean) : '—'} | ${s ? f1(s.idleInTransactionMean) : '—'} | ${waitsText(s)} | ${run.serverCpuSeconds !== undefined ? f2(run.serverCpuSeconds / run.load.seconds) : '—'} | ${run.serverCpuSeconds !== undefined ? f2((run.serverCpuSeconds * 1000) / n) : '—'} | ${s ? f2((s.backendCpuSeconds * 1000) / n) : '—'} | ${f2(run.load.clientCpuSeconds / run.load.seconds)} | ${s && run.serverCpuSeconds !== undefined ? f2(((s.backendCpuSeconds + run.serverCpuSeconds + run.load.clientCpuSeconds) * 1000) / n) : run.serverCpuSeconds !== undefined ? f2(((run.serverCpuSeconds + run.load.clientCpuSeconds) * 1000) / n) : '—'} |`,
     });
   }
   lines.push(...rows.sort((a, b) => a.order - b.order).map((r) => r.line));
@@ -677,10 +686,15 @@ function report(): string {
       '|---|---:|---:|',
       `| TPC-B transaction (3 updates, a select, an insert; scale 10) | ${d.tpcbMs} | 1.0 |`,
       `| bare transfer (2 rows locked and checked, 2 updates, 3 inserts; primary keys only) | ${d.bareTransferMs} | ${f1(d.bareTransferMs / d.tpcbMs)} |`,
-      `| transfer: \`transfer_begin\` (key claim, locks, sender's history) | ${d.transferBeginMs} | ${f1(d.transferBeginMs / d.tpcbMs)} |`,
-      `| transfer: \`transfer_finish\` (transaction, ledger_apply, audit entry, stored answer) | ${d.transferFinishMs} | ${f1(d.transferFinishMs / d.tpcbMs)} |`,
-      `| transfer: commit (deferred balance check) | ${d.transferCommitMs} | ${f1(d.transferCommitMs / d.tpcbMs)} |`,
-      `| transfer, all three | ${d.transferMs} | **${f1(d.transferMs / d.tpcbMs)}** |`,
+      ...d.transfers.flatMap((t) => {
+        const label = t.batchSize === 1 ? 'a lone transfer' : `transfers in batches of ${t.batchSize}, each`;
+        return [
+          `| ${label}: \`transfer_batch_begin\` (key claims, locks, senders' history) | ${t.beginMs} | ${f1(t.beginMs / d.tpcbMs)} |`,
+          `| ${label}: \`transfer_batch_finish\` (transactions, ledger_apply, audit entries, stored answers) | ${t.finishMs} | ${f1(t.finishMs / d.tpcbMs)} |`,
+          `| ${label}: commit (deferred balance checks) | ${t.commitMs} | ${f1(t.commitMs / d.tpcbMs)} |`,
+          `| ${label}, all three | ${t.totalMs} | **${f1(t.totalMs / d.tpcbMs)}** |`,
+        ];
+      }),
       '',
       `${d.iterations} of each, alternated in two halves after a warm-up, on one scratch database.`,
     );

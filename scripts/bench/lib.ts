@@ -187,6 +187,8 @@ export function serviceEnv(extra: Record<string, string>): Record<string, string
     RISK_NEW_ACCOUNT_AMOUNT: '100000000.00',
     RISK_VELOCITY_COUNT: '100000',
     DATABASE_POOL_SIZE: process.env.BENCH_POOL_SIZE ?? '20',
+    // Group commit's settings, to compare (TRANSFER_BATCH_SIZE=1: none).
+    ...Object.fromEntries(['TRANSFER_BATCH_SIZE', 'TRANSFER_BATCH_CONCURRENCY'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : []))),
     ...extra,
   };
 }
@@ -295,6 +297,13 @@ export async function reconciliation(base: string, admin: string): Promise<Recon
   const answer = await call(base, 'GET', '/reports/reconciliation', { token: admin });
   const body = expect(answer, 200, 'reconciliation');
   return { ok: body.ok === true, accounts_checked: body.accounts_checked, entries_checked: body.entries_checked, ledger_sum: body.ledger_sum, ms: answer.ms };
+}
+
+/** The server's group-commit histogram (transfer_batch_size): batches and transfers so far. */
+export async function batchTotals(base: string): Promise<{ batches: number; transfers: number }> {
+  const text = String((await call(base, 'GET', '/metrics')).body);
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { batches: read('transfer_batch_size_count'), transfers: read('transfer_batch_size_sum') };
 }
 
 // ---------------------------------------------------------------- the transfer load

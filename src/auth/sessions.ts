@@ -34,17 +34,29 @@ export async function issueRefreshToken(tx: Tx, sessionId: string, lifetimeSecon
   return token;
 }
 
-/** The one indexed lookup per request: the token's registration, its session and its user, by primary keys. */
-export function findActiveAccessToken(db: Db, jti: string): Promise<{ user_id: string; session_id: string; role: Role; is_active: boolean } | undefined> {
+export interface ActiveAccessToken {
+  jti: string;
+  user_id: string;
+  session_id: string;
+  role: Role;
+  is_active: boolean;
+}
+
+/**
+ * The lookup every authenticated request needs: each token's registration, its session and its user,
+ * by primary keys, for the tokens (of concurrent requests) that are neither revoked nor in a revoked
+ * session.
+ */
+export function findActiveAccessTokens(db: Db, jtis: readonly string[]): Promise<ActiveAccessToken[]> {
   return db
     .selectFrom('access_tokens as t')
     .innerJoin('sessions as s', 's.id', 't.session_id')
     .innerJoin('users as u', 'u.id', 't.user_id')
-    .select(['t.user_id', 't.session_id', 'u.role', 'u.is_active'])
-    .where('t.jti', '=', jti)
+    .select(['t.jti', 't.user_id', 't.session_id', 'u.role', 'u.is_active'])
+    .where('t.jti', '=', sql<string>`ANY(${[...jtis]}::uuid[])`)
     .where('t.revoked_at', 'is', null)
     .where('s.revoked_at', 'is', null)
-    .executeTakeFirst();
+    .execute();
 }
 
 export type RefreshOutcome =

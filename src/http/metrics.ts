@@ -3,10 +3,11 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 
 /**
  * Prometheus metrics of this process: request latency by route and status, and the process's own
- * (event-loop lag, heap, GC). One registry per app, so apps built side by side in tests do not collide.
+ * (event-loop lag, heap, GC). One registry per app, so apps built side by side in tests do not collide;
+ * it is returned for domains to add their own (transfer batch sizes).
  * Money counts belong to the ledger, not to a process: ask reconciliation for those.
  */
-export function registerMetrics(app: FastifyInstance): void {
+export function registerMetrics(app: FastifyInstance): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const duration = new Histogram({
@@ -43,4 +44,5 @@ export function registerMetrics(app: FastifyInstance): void {
     },
     async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
+  return registry;
 }

@@ -1,19 +1,42 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
-import { withTransaction } from '../db/transaction.js';
+import { BatchQueue } from '../db/batch-queue.js';
+import { sqlState, withPipelinedTransaction, withTransaction } from '../db/transaction.js';
 import { actorOf, ANY_ROLE, callerOf, STAFF } from '../http/access.js';
-import { IdempotencyHeaders, idempotencyScopeOf, runIdempotent, sendOutcome } from '../http/idempotency.js';
-import { DomainError } from '../http/errors.js';
+import { IdempotencyHeaders, idempotencyScopeOf, runIdempotent, sendOutcome, type Outcome } from '../http/idempotency.js';
+import { databaseTrouble, DomainError } from '../http/errors.js';
 import { accountNumberField, amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
 import { reverseTransaction } from './reversal.js';
 import { approveTransfer, listFlagged, rejectTransfer } from './review.js';
 import { ApproveBody, FlaggedQuery, ListTransactionsQuery, ReasonBody, TransactionPage, TransferBody, TransferResult } from './schemas.js';
-import { getVisibleTransaction, listTransactions, transfer } from './service.js';
+import { getVisibleTransaction, listTransactions, transferBatch, type TransferRequest } from './service.js';
 
-export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle }> = async (app, { config, database }) => {
+export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle; metrics: Registry }> = async (
+  app,
+  { config, database, metrics },
+) => {
+  const batchSizes = new Histogram({
+    name: 'transfer_batch_size',
+    help: 'Transfers committed together in one database transaction (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [metrics],
+  });
+  // Group commit: the transfers that arrive while a batch is being committed are committed together.
+  const transfers = new BatchQueue<TransferRequest, Outcome>({
+    run: (requests) => withPipelinedTransaction(database, (tx) => transferBatch(tx, requests, config)),
+    exclusiveKeyOf: ({ idempotency }) => (idempotency ? JSON.stringify([idempotency.userId, idempotency.endpoint, idempotency.key]) : null),
+    // A lock wait that timed out may be one request's (a key in flight elsewhere, a busy account).
+    mayBelongToOne: (error) => databaseTrouble(error) === undefined || sqlState(error) === '55P03',
+    maxBatch: config.transferBatchSize,
+    // PGlite has one session: a second batch would only queue for it.
+    concurrency: database.engine === 'pglite' ? 1 : config.transferBatchConcurrency,
+    onBatch: (size) => batchSizes.observe(size),
+  });
+
   app.post(
     '/transactions/transfer',
     {
@@ -62,8 +85,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
         amount: amountField('amount', request.body.amount),
         description: request.body.description ?? null,
       };
-      const idempotency = idempotencyScopeOf(request);
-      const outcome = await withTransaction(database, (tx) => transfer(tx, { ...actorOf(request), id: caller.id }, input, config, idempotency));
+      const outcome = await transfers.submit({ actor: { ...actorOf(request), id: caller.id }, input, idempotency: idempotencyScopeOf(request) });
       return sendOutcome(reply, outcome);
     },
   );

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import type { Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
+import type { Settled } from '../db/batch-queue.js';
+import type { PipelinedTransaction } from '../db/transaction.js';
 import type { AccountRow, Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError } from '../http/errors.js';
@@ -18,14 +20,25 @@ export interface TransferInput {
   description: string | null;
 }
 
-/** A row of `transfer_begin`: a locked account with the sender's history, or a stored answer. */
-interface TransferBeginRow {
+/** One customer's transfer request, as a batch carries it. */
+export interface TransferRequest {
+  actor: Actor & { id: string };
+  input: TransferInput;
+  idempotency: IdempotencyScope | null;
+}
+
+/**
+ * A row of `transfer_batch_begin` (migration 0008): the stored answer of a request whose key an
+ * earlier request claimed (ord set), or a locked account with, if it sends in the batch, its history.
+ */
+interface BatchBeginRow {
+  ord: number | null;
   stored_fingerprint: string | null;
   stored_status: number | null;
   stored_response: unknown;
   id: string;
   account_number: string;
-  user_id: string;
+  user_id: string | null;
   type: AccountRow['type'];
   currency: string;
   balance: bigint;
@@ -33,100 +46,233 @@ interface TransferBeginRow {
   daily_limit: bigint;
   status: AccountRow['status'];
   created_at: Date;
-  updated_at: Date;
-  sent_today: bigint;
-  recent_transfers: bigint;
-  paid_before: boolean;
+  sent_today: bigint | null;
+  recent_transfers: bigint | null;
+  paid_to: string[] | null;
   read_at: Date;
 }
 
+/** A locked account as the batch's transfers checked so far have left it. */
+interface AccountState {
+  id: string;
+  accountNumber: string;
+  userId: string | null;
+  currency: string;
+  status: AccountRow['status'];
+  openedAt: Date;
+  balance: bigint;
+  held: bigint;
+  dailyLimit: bigint;
+  sentToday: bigint;
+  recentTransfers: number;
+  /** Receivers (of this batch) that this account has completed a transfer to. */
+  paidTo: Set<string>;
+}
+
+/** transfer_finish's arguments for a transfer that passed its checks. */
+interface CheckedTransfer {
+  id: string;
+  status: TransactionStatus;
+  review_reasons: string[];
+  sender: string;
+  receiver: string;
+  amount: string;
+  currency: string;
+  description: string | null;
+  user: string;
+  actor_role: string | null;
+  ip: string | null;
+  request_id: string | null;
+  audit_details: Record<string, unknown>;
+  key: string | null;
+  endpoint: string | null;
+  answer: Omit<TransactionView, 'created_at'> & { transaction_id: string };
+}
+
 /**
- * Moves money between two customer accounts in one database transaction of two statements (migration
- * 0007). The first claims the idempotency key, locks both accounts in id order and reads the sender's
- * history under those locks, so the balance, daily-limit and risk checks below see every earlier
- * transfer from the same account and no concurrent one can slip past them. The second records and
- * posts the transfer, its audit entry and its stored answer. A transfer a risk rule flags is held for
- * review instead of posted: its amount stops being available but does not move.
+ * Moves money between customer accounts: a batch of transfers (group commit: src/db/batch-queue.ts)
+ * in one database transaction of two statements (migration 0008). The first claims the idempotency
+ * keys, locks every account involved in id order and reads the senders' history under those locks;
+ * then each transfer is checked, in order, against the state the batch's earlier transfers left (the
+ * balance, the daily limit, the risk rules), so no transfer can slip past a check that a concurrent one
+ * would have made it fail. The second statement records and posts those that passed, with their audit
+ * entries and stored answers, and releases the keys of those refused. A transfer a risk rule flags is
+ * held for review instead of posted: its amount stops being available but does not move.
  */
-export async function transfer(
-  tx: Tx,
-  actor: Actor & { id: string },
-  input: TransferInput,
-  risk: RiskSettings,
-  idempotency: IdempotencyScope | null,
-): Promise<Outcome> {
-  if (input.fromAccount === input.toAccount) throw validationError('to_account', 'must differ from from_account');
-  let rows: TransferBeginRow[];
+export async function transferBatch(tx: PipelinedTransaction, requests: readonly TransferRequest[], risk: RiskSettings): Promise<Settled<Outcome>[]> {
+  const results: (Settled<Outcome> | undefined)[] = requests.map((request) =>
+    request.input.fromAccount === request.input.toAccount ? { ok: false, error: validationError('to_account', 'must differ from from_account') } : undefined,
+  );
+  const sent = requests.flatMap((request, index) => (results[index] ? [] : [{ request, index }]));
+  if (sent.length === 0) return results as Settled<Outcome>[];
+
+  let rows: BatchBeginRow[];
   try {
-    ({ rows } = await sql<TransferBeginRow>`SELECT * FROM transfer_begin(
-      ${actor.id}, ${input.fromAccount}, ${input.toAccount}, ${risk.riskVelocityMinutes},
-      ${idempotency?.key ?? null}, ${idempotency?.endpoint ?? null}, ${idempotency?.fingerprint ?? null})`.execute(tx));
+    const column = <V>(pick: (request: TransferRequest) => V) => sent.map(({ request }) => pick(request));
+    rows = await tx.query<BatchBeginRow>(
+      'SELECT * FROM transfer_batch_begin($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7)',
+      [
+        column((r) => r.actor.id),
+        column((r) => r.input.fromAccount),
+        column((r) => r.input.toAccount),
+        column((r) => r.idempotency?.key ?? null),
+        column((r) => r.idempotency?.endpoint ?? null),
+        column((r) => r.idempotency?.fingerprint ?? null),
+        risk.riskVelocityMinutes,
+      ],
+    );
   } catch (error) {
     throw asInProgress(error);
   }
-  const stored = rows[0];
-  if (idempotency && stored?.stored_fingerprint) {
-    return replayOf({ fingerprint: stored.stored_fingerprint, status_code: stored.stored_status, response: stored.stored_response }, idempotency);
+
+  const accounts = new Map<string, AccountState>();
+  let now = new Date();
+  for (const row of rows) {
+    if (row.ord !== null) {
+      const { request, index } = sent[row.ord - 1]!;
+      const stored = { fingerprint: row.stored_fingerprint!, status_code: row.stored_status, response: row.stored_response };
+      results[index] = settle(() => replayOf(stored, request.idempotency!));
+      continue;
+    }
+    now = row.read_at;
+    accounts.set(row.account_number, {
+      id: row.id,
+      accountNumber: row.account_number,
+      userId: row.user_id,
+      currency: row.currency,
+      status: row.status,
+      openedAt: row.created_at,
+      balance: row.balance,
+      held: row.held,
+      dailyLimit: row.daily_limit,
+      sentToday: row.sent_today ?? 0n,
+      recentTransfers: Number(row.recent_transfers ?? 0n),
+      paidTo: new Set(row.paid_to ?? []),
+    });
   }
-  const sender = rows.find((account) => account.account_number === input.fromAccount);
-  const receiver = rows.find((account) => account.account_number === input.toAccount);
+
+  const checked: { index: number; transfer: CheckedTransfer }[] = [];
+  const released: { user: string; endpoint: string; key: string }[] = [];
+  for (const { request, index } of sent) {
+    if (results[index]) continue;
+    try {
+      checked.push({ index, transfer: checkTransfer(request, accounts, now, risk) });
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      results[index] = { ok: false, error };
+      const scope = request.idempotency;
+      if (scope) released.push({ user: scope.userId, endpoint: scope.endpoint, key: scope.key });
+    }
+  }
+
+  if (checked.length > 0 || released.length > 0) {
+    let answers: { answer: TransactionView }[];
+    try {
+      answers = await tx.commitWith<{ answer: TransactionView }>('SELECT transfer_batch_finish($1::jsonb, $2::jsonb) AS answer', [
+        JSON.stringify(checked.map(({ transfer }) => transfer)),
+        JSON.stringify(released),
+      ]);
+    } catch (error) {
+      throw asInsufficientFunds(error);
+    }
+    checked.forEach(({ index }, k) => {
+      results[index] = { ok: true, value: { replayed: false, status: 201, body: answers[k]!.answer } };
+    });
+  }
+  return results as Settled<Outcome>[];
+}
+
+function settle<T>(fn: () => T): Settled<T> {
+  try {
+    return { ok: true, value: fn() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/**
+ * Checks one transfer of a batch against the accounts as the batch's earlier transfers left them and,
+ * if it passes, applies it to them: what transfer_finish will write, the database's CHECKs behind it.
+ */
+function checkTransfer(request: TransferRequest, accounts: Map<string, AccountState>, now: Date, risk: RiskSettings): CheckedTransfer {
+  const { actor, input, idempotency } = request;
+  const candidate = accounts.get(input.fromAccount);
+  const sender = candidate && candidate.userId === actor.id ? candidate : undefined;
+  const receiver = accounts.get(input.toAccount);
   if (!sender) throw new DomainError('account_not_found', `No account ${input.fromAccount} of yours`);
   if (!receiver) throw new DomainError('account_not_found', `No account ${input.toAccount}`);
   for (const account of [sender, receiver]) {
-    if (account.status !== 'active') throw new DomainError('account_not_active', `Account ${account.account_number} is ${account.status}`);
+    if (account.status !== 'active') throw new DomainError('account_not_active', `Account ${account.accountNumber} is ${account.status}`);
   }
   if (sender.currency !== receiver.currency) {
     throw new DomainError('currency_mismatch', `Cannot move ${sender.currency} into a ${receiver.currency} account`);
   }
   const available = sender.balance - sender.held;
   if (available < input.amount) throw new DomainError('insufficient_funds', describeShortfall(available, input.amount));
-  if (sender.sent_today + input.amount > sender.daily_limit) {
+  if (sender.sentToday + input.amount > sender.dailyLimit) {
     throw new DomainError(
       'daily_limit_exceeded',
-      `Daily limit ${formatAmount(sender.daily_limit)}; already sent today ${formatAmount(sender.sent_today)}`,
+      `Daily limit ${formatAmount(sender.dailyLimit)}; already sent today ${formatAmount(sender.sentToday)}`,
     );
   }
 
-  const history = { sentToday: sender.sent_today, paidReceiverBefore: sender.paid_before, recentTransfers: Number(sender.recent_transfers) };
-  const reasons = reviewReasons({ amount: input.amount, senderOpenedAt: sender.created_at, now: sender.read_at }, history, risk);
+  const history = { sentToday: sender.sentToday, paidReceiverBefore: sender.paidTo.has(receiver.id), recentTransfers: sender.recentTransfers };
+  const reasons = reviewReasons({ amount: input.amount, senderOpenedAt: sender.openedAt, now }, history, risk);
   const status = reasons.length > 0 ? 'pending_review' : 'completed';
-  const id = randomUUID();
-  const view: Omit<TransactionView, 'created_at'> = {
-    id,
-    type: 'transfer',
-    status,
-    amount: formatAmount(input.amount),
-    currency: sender.currency,
-    from_account: sender.account_number,
-    to_account: receiver.account_number,
-    description: input.description,
-    created_by: actor.id,
-    review_reasons: reasons,
-    reviewed_by: null,
-    reviewed_at: null,
-    review_note: null,
-    reverses: null,
-    reversed_by: null,
-  };
-  const auditDetails = {
-    from_account: sender.account_number,
-    to_account: receiver.account_number,
-    amount: view.amount,
-    currency: sender.currency,
-    status,
-    ...(reasons.length > 0 ? { review_reasons: reasons } : {}),
-  };
-  let answer;
-  try {
-    ({ rows: [answer] } = await sql<{ answer: TransactionView }>`SELECT transfer_finish(
-      ${id}, ${status}, ${reasons}::text[],
-      ${sender.id}, ${receiver.id}, ${input.amount.toString()}::bigint, ${sender.currency}, ${input.description},
-      ${actor.id}, ${actor.role}, ${actor.ip}, ${actor.requestId}, ${JSON.stringify(auditDetails)}::jsonb,
-      ${idempotency?.key ?? null}, ${idempotency?.endpoint ?? null}, ${JSON.stringify({ ...view, transaction_id: id })}::jsonb) AS answer`.execute(tx));
-  } catch (error) {
-    throw asInsufficientFunds(error);
+  if (status === 'completed') {
+    sender.balance -= input.amount;
+    receiver.balance += input.amount;
+    sender.paidTo.add(receiver.id);
+  } else {
+    sender.held += input.amount;
   }
-  return { replayed: false, status: 201, body: answer!.answer };
+  sender.sentToday += input.amount;
+  sender.recentTransfers += 1;
+
+  const id = randomUUID();
+  const amount = formatAmount(input.amount);
+  return {
+    id,
+    status,
+    review_reasons: reasons,
+    sender: sender.id,
+    receiver: receiver.id,
+    amount: input.amount.toString(),
+    currency: sender.currency,
+    description: input.description,
+    user: actor.id,
+    actor_role: actor.role,
+    ip: actor.ip,
+    request_id: actor.requestId,
+    audit_details: {
+      from_account: sender.accountNumber,
+      to_account: receiver.accountNumber,
+      amount,
+      currency: sender.currency,
+      status,
+      ...(reasons.length > 0 ? { review_reasons: reasons } : {}),
+    },
+    key: idempotency?.key ?? null,
+    endpoint: idempotency?.endpoint ?? null,
+    answer: {
+      id,
+      transaction_id: id,
+      type: 'transfer',
+      status,
+      amount,
+      currency: sender.currency,
+      from_account: sender.accountNumber,
+      to_account: receiver.accountNumber,
+      description: input.description,
+      created_by: actor.id,
+      review_reasons: reasons,
+      reviewed_by: null,
+      reviewed_at: null,
+      review_note: null,
+      reverses: null,
+      reversed_by: null,
+    },
+  };
 }
 
 /** A customer sees transactions that touch its own accounts; staff see all. Anything else is not found. */

@@ -126,6 +126,18 @@ describe('sessions', () => {
       refused(await me(first.access_token));
       refused(await refresh(second.refresh_token));
     });
+
+    it('tells each of many concurrent requests apart, though their tokens are looked up together', async () => {
+      const customer = await bank.customer();
+      const pairs = await Promise.all(Array.from({ length: 6 }, () => login(customer.user.email, customer.password)));
+      const loggedOut = pairs.filter((_, i) => i % 2 === 1);
+      for (const pair of loggedOut) expect((await bank.anonymous.post('/auth/logout', undefined, bearer(pair.access_token))).statusCode).toBe(204);
+      const answers = await Promise.all(Array.from({ length: 4 }, () => pairs.map((pair) => me(pair.access_token))).flat());
+      answers.forEach((answer, i) => {
+        if (i % 2 === 1) refused(answer);
+        else expect(answer.statusCode, answer.body).toBe(200);
+      });
+    });
   });
 
   describe('POST /auth/change-password', () => {
