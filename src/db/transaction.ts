@@ -80,12 +80,12 @@ async function runPipelined<T>(session: Session, fn: (tx: PipelinedTransaction) 
   };
   const tx: PipelinedTransaction = {
     query: (text, params) => statement(text, params),
-    async commitWith(text, params) {
+    async commitWith<R>(text: string, params: readonly unknown[]) {
       open = false;
-      const [result, committed] = await Promise.allSettled([statement(text, params), session.query('COMMIT')]);
+      const [result, committed] = await Promise.allSettled([statement<R>(text, params), session.query('COMMIT')]);
       if (result.status === 'rejected') throw result.reason;
       if (committed.status === 'rejected') throw committed.reason;
-      return result.value as never;
+      return result.value;
     },
   };
   try {
