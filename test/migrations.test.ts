@@ -76,4 +76,36 @@ describe(`migrations (${engine})`, () => {
     // And once more, from any instance: nothing left.
     expect(await migrate(handles[2]!)).toEqual([]);
   });
+
+  it('0008 fills daily_outflows from the transfers already there: per sender and UTC day, those that count', async () => {
+    const [handle] = await freshDatabase(1);
+    const all = readMigrations();
+    await migrate(handle!, all.filter((migration) => migration.version < 8));
+    await handle!.withSession((session) =>
+      session.script(`
+        INSERT INTO users (id, name, email, password_hash, role) VALUES
+          ('00000000-0000-4000-8000-000000000001', 'A', 'a@bank.test', 'x', 'customer'),
+          ('00000000-0000-4000-8000-000000000002', 'B', 'b@bank.test', 'x', 'customer');
+        INSERT INTO accounts (id, account_number, user_id, type, currency, daily_limit) VALUES
+          ('00000000-0000-4000-8000-00000000000a', '1000000001', '00000000-0000-4000-8000-000000000001', 'checking', 'USD', 100000),
+          ('00000000-0000-4000-8000-00000000000b', '1000000002', '00000000-0000-4000-8000-000000000002', 'checking', 'USD', 100000);
+        INSERT INTO transactions (type, status, amount, currency, from_account_id, to_account_id, created_by, created_at)
+        SELECT 'transfer', status, amount, 'USD', '00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b',
+               '00000000-0000-4000-8000-000000000001', at::timestamptz
+          FROM (VALUES ('completed', 100, '2026-03-01 23:59:59Z'), ('pending_review', 20, '2026-03-01 00:00:00Z'),
+                       ('rejected', 4000, '2026-03-01 12:00:00Z'), ('completed', 3, '2026-03-02 00:00:00Z')) AS t(status, amount, at);
+        INSERT INTO transactions (type, status, amount, currency, from_account_id, to_account_id, created_by, created_at)
+        VALUES ('withdrawal', 'completed', 50000, 'USD', '00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b',
+                '00000000-0000-4000-8000-000000000001', '2026-03-01 10:00:00Z');
+      `),
+    );
+    expect(await migrate(handle!, all)).toEqual(all.filter((migration) => migration.version >= 8).map((migration) => migration.version));
+    const rows = await handle!.withSession((session) =>
+      session.query<{ day: string; amount: string }>('SELECT day::text AS day, amount::text AS amount FROM daily_outflows ORDER BY day'),
+    );
+    expect(rows).toEqual([
+      { day: '2026-03-01', amount: '120' },
+      { day: '2026-03-02', amount: '3' },
+    ]);
+  });
 });

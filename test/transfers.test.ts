@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { luhnCheckDigit } from '../src/accounts/account-number.js';
 import { testApp, type Client, type Customer, type Response, type TestApp } from './helpers/app.js';
@@ -213,6 +214,34 @@ describe('transfers', () => {
       expectProblem(await send(alice, bob, '0.01'), 422, 'daily_limit_exceeded');
       expect(await balanceOf(alice)).toBe('400.00');
       expect(await balanceOf(bob)).toBe('100.00');
+    });
+
+    it('counts only the transfers of the current UTC day, however many there were before', async () => {
+      const alice = await bank.customer('500.00', { daily_limit: '100.00' });
+      const bob = await bank.customer();
+      expect((await send(alice, bob, '70.00')).statusCode).toBe(201);
+      expect((await send(alice, bob, '30.00')).statusCode).toBe(201);
+      expectProblem(await send(alice, bob, '0.01'), 422, 'daily_limit_exceeded');
+      // Yesterday's transfers (the table refuses rewrites: its trigger is lifted for this one transaction).
+      await bank.database.handle.db.transaction().execute(async (tx) => {
+        await sql`ALTER TABLE transactions DISABLE TRIGGER transactions_immutable`.execute(tx);
+        await sql`UPDATE transactions SET created_at = created_at - interval '1 day'
+                  WHERE from_account_id = ${alice.account.id} AND type = 'transfer'`.execute(tx);
+        await sql`ALTER TABLE transactions ENABLE TRIGGER transactions_immutable`.execute(tx);
+      });
+      expect((await send(alice, bob, '100.00')).statusCode).toBe(201);
+      expectProblem(await send(alice, bob, '0.01'), 422, 'daily_limit_exceeded');
+      // The per-day sums the limit reads (migration 0008) agree with the transfers themselves.
+      const { rows } = await sql<{ day: string; kept: string; summed: string }>`
+        SELECT d.day::text AS day, d.amount::text AS kept,
+               (SELECT sum(t.amount) FROM transactions t
+                 WHERE t.from_account_id = d.account_id AND t.type = 'transfer' AND t.status IN ('completed', 'pending_review')
+                   AND (t.created_at AT TIME ZONE 'UTC')::date = d.day)::text AS summed
+          FROM daily_outflows d WHERE d.account_id = ${alice.account.id} ORDER BY d.day`.execute(bank.database.handle.db);
+      expect(rows.map((row) => [row.kept, row.summed])).toEqual([
+        ['10000', '10000'],
+        ['10000', '10000'],
+      ]);
     });
 
     it('does not count teller withdrawals or incoming transfers against the daily limit', async () => {

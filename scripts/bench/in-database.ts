@@ -77,7 +77,7 @@ BEGIN
     END LOOP;
     started := clock_timestamp();
     FOR row IN SELECT * FROM transfer_batch_begin(owners, senders, receivers, keys,
-                 array_fill('POST /transactions/transfer'::text, ARRAY[${batchSize}]), array_fill('fingerprint'::text, ARRAY[${batchSize}]), 60) LOOP
+                 array_fill('POST /transactions/transfer'::text, ARRAY[${batchSize}]), array_fill('fingerprint'::text, ARRAY[${batchSize}]), 60, 100000) LOOP
       locked := locked || jsonb_build_object(row.account_number, row.id);
     END LOOP;
     began := began + (clock_timestamp() - started);

@@ -110,7 +110,7 @@ export async function transferBatch(tx: PipelinedTransaction, requests: readonly
   try {
     const column = <V>(pick: (request: TransferRequest) => V) => sent.map(({ request }) => pick(request));
     rows = await tx.query<BatchBeginRow>(
-      'SELECT * FROM transfer_batch_begin($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7)',
+      'SELECT * FROM transfer_batch_begin($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7, $8)',
       [
         column((r) => r.actor.id),
         column((r) => r.input.fromAccount),
@@ -119,6 +119,7 @@ export async function transferBatch(tx: PipelinedTransaction, requests: readonly
         column((r) => r.idempotency?.endpoint ?? null),
         column((r) => r.idempotency?.fingerprint ?? null),
         risk.riskVelocityMinutes,
+        risk.riskVelocityCount,
       ],
     );
   } catch (error) {

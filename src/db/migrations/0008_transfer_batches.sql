@@ -5,6 +5,50 @@
 -- transfer_batch_begin; a lone transfer is now a batch of one.
 DROP FUNCTION transfer_begin(uuid, text, text, integer, text, text, text);
 
+-- What each account has sent today counts against its daily limit. Summing the day's transfers on
+-- every transfer grew with the account's volume (a batch's first statement: 0.12 ms a transfer with no
+-- transfer yet today, 0.43 with 300 per sender, 4.3 with 3,000), so the sums are kept per account and
+-- UTC day by a trigger on transactions, which sees every insert and every change of status (a held
+-- transfer rejected stops counting) whatever code makes it. The daily limit reads one row.
+CREATE TABLE daily_outflows (
+  account_id uuid   NOT NULL REFERENCES accounts (id),
+  day        date   NOT NULL,
+  amount     bigint NOT NULL CHECK (amount >= 0),
+  PRIMARY KEY (account_id, day)
+);
+
+CREATE FUNCTION daily_outflows_track() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND OLD.type = 'transfer' AND OLD.status IN ('completed', 'pending_review') THEN
+    UPDATE daily_outflows SET amount = amount - OLD.amount
+     WHERE account_id = OLD.from_account_id AND day = (OLD.created_at AT TIME ZONE 'UTC')::date;
+  END IF;
+  IF NEW.type = 'transfer' AND NEW.status IN ('completed', 'pending_review') THEN
+    INSERT INTO daily_outflows AS d (account_id, day, amount)
+    VALUES (NEW.from_account_id, (NEW.created_at AT TIME ZONE 'UTC')::date, NEW.amount)
+    ON CONFLICT (account_id, day) DO UPDATE SET amount = d.amount + EXCLUDED.amount;
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- Created before the backfill: its lock keeps transfers out until this migration commits, so none is
+-- counted twice or missed.
+CREATE TRIGGER transactions_daily_outflows
+  AFTER INSERT OR UPDATE OF type, status, amount, from_account_id, created_at ON transactions
+  FOR EACH ROW EXECUTE FUNCTION daily_outflows_track();
+
+INSERT INTO daily_outflows (account_id, day, amount)
+SELECT from_account_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount)
+  FROM transactions
+ WHERE type = 'transfer' AND status IN ('completed', 'pending_review')
+ GROUP BY 1, 2;
+
+-- The velocity rule's read: a sender's transfers that count, newest first. Its predicate is the
+-- rule's, so the planner never has to guess how many rows the filter keeps (a table never analysed
+-- made it read the sender's whole window and sort it, before taking the first p_velocity_count).
+CREATE INDEX transactions_sender_counted_idx ON transactions (from_account_id, created_at DESC)
+  WHERE type = 'transfer' AND status IN ('completed', 'pending_review');
+
 -- A batch's first statement. Request i is (p_users[i], p_from[i], p_to[i]) with its idempotency key
 -- p_keys[i] (null: none) on p_endpoints[i] with p_fingerprints[i]. In this order, so that batches and
 -- single requests of other instances wait for each other instead of deadlocking:
@@ -12,15 +56,17 @@ DROP FUNCTION transfer_begin(uuid, text, text, integer, text, text, text);
 --      request gives one row with ord = i and stored_* set, and that request takes no further part;
 --   2. locks every account the other requests name, in id order, like every posting;
 --   3. reads, under those locks, the history of each sender (an account named as a request's sender
---      that belongs to that request's user): the day's transfers, those in the velocity window, and
---      which of the batch's receivers of that sender it ever completed a transfer to (paid_to).
+--      that belongs to that request's user): what it sent today (daily_outflows), how many transfers
+--      it sent in the velocity window, counted up to p_velocity_count (the rule only asks whether
+--      there are that many, so a busy account's window is not read to its end), and which of the
+--      batch's receivers of that sender it ever completed a transfer to (paid_to).
 -- One row per locked account (ord null), the history null on accounts that send nothing in the batch.
 -- The history is the state before the batch: the service adds the batch's own transfers as it checks
 -- them in order.
 CREATE FUNCTION transfer_batch_begin(
   p_users uuid[], p_from text[], p_to text[],
   p_keys text[], p_endpoints text[], p_fingerprints text[],
-  p_velocity_minutes integer
+  p_velocity_minutes integer, p_velocity_count integer
 ) RETURNS TABLE (
   ord integer, stored_fingerprint text, stored_status integer, stored_response jsonb,
   id uuid, account_number text, user_id uuid, type text, currency text, balance bigint, held bigint,
@@ -38,7 +84,7 @@ DECLARE
   locked accounts[] := '{}';
   pair_senders uuid[];
   pair_receivers uuid[];
-  day_start timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+  today date := (now() AT TIME ZONE 'UTC')::date;
   window_start timestamptz := now() - make_interval(mins => p_velocity_minutes);
 BEGIN
   FOR request IN SELECT r.i FROM generate_series(1, request_count) AS r(i)
@@ -70,27 +116,35 @@ BEGIN
 
   -- Each LATERAL subquery runs once per locked account with that account's id as a parameter, so it
   -- is an index probe whatever the planner guesses about the arrays; the "= ANY (pair_senders)" test
-  -- refers to no table of its own and skips the probe for accounts that send nothing.
+  -- refers to no table of its own and skips the probe for accounts that send nothing. The reads of
+  -- history are shaped so that no plan can read an account's whole history, statistics or not (a busy
+  -- account's day under a table never analysed read every row): the velocity count walks the
+  -- (from_account_id, created_at DESC) index newest first and stops at p_velocity_count; "paid
+  -- before" is a scalar subquery, never turned into a join, so each (sender, receiver) pair is one
+  -- probe of the payee index that stops at its first row.
   RETURN QUERY
   SELECT NULL::integer, NULL::text, NULL::integer, NULL::jsonb,
          l.id, l.account_number, l.user_id, l.type, l.currency, l.balance, l.held, l.daily_limit,
          l.status, l.created_at, l.updated_at, h.sent_today, h.recent_transfers, p.paid_to, now()
     FROM unnest(locked) l
     LEFT JOIN LATERAL (
-      SELECT coalesce(sum(t.amount) FILTER (WHERE t.created_at >= day_start), 0)::bigint AS sent_today,
-             count(*) FILTER (WHERE t.created_at >= window_start) AS recent_transfers
-        FROM transactions t
+      SELECT coalesce((SELECT d.amount FROM daily_outflows d WHERE d.account_id = l.id AND d.day = today), 0) AS sent_today,
+             (SELECT count(*) FROM (
+                SELECT 1 FROM transactions t
+                 WHERE t.from_account_id = l.id AND t.created_at >= window_start
+                   AND t.type = 'transfer' AND t.status IN ('completed', 'pending_review')
+                 ORDER BY t.created_at DESC
+                 LIMIT p_velocity_count) recent) AS recent_transfers
        WHERE l.id = ANY (pair_senders)
-         AND t.from_account_id = l.id AND t.type = 'transfer' AND t.status IN ('completed', 'pending_review')
-         AND t.created_at >= least(day_start, window_start)
     ) h ON l.id = ANY (pair_senders)
     LEFT JOIN LATERAL (
       SELECT coalesce(array_agg(DISTINCT pair.receiver), '{}') AS paid_to
         FROM unnest(pair_senders, pair_receivers) AS pair(sender, receiver)
        WHERE pair.sender = l.id
-         AND EXISTS (SELECT 1 FROM transactions x
-                      WHERE x.from_account_id = pair.sender AND x.to_account_id = pair.receiver
-                        AND x.type = 'transfer' AND x.status = 'completed')
+         AND (SELECT true FROM transactions x
+               WHERE x.from_account_id = pair.sender AND x.to_account_id = pair.receiver
+                 AND x.type = 'transfer' AND x.status = 'completed'
+               LIMIT 1)
     ) p ON l.id = ANY (pair_senders)
    ORDER BY l.id;
 END $$;
