@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { decodeJwt, SignJWT, type JWTPayload } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, TEST_ENV, testApp, type Response, type TestApp } from './helpers/app.js';
 
 const KEY = new TextEncoder().encode(TEST_ENV.JWT_SECRET!);
@@ -351,6 +351,23 @@ describe('auth', () => {
       const now = Math.floor(Date.now() / 1000);
       const expired = await sign({ ...claims, iat: now - 7200, exp: now - 3600 });
       expectUnauthorized(await bank.anonymous.get('/auth/me', bearer(expired)));
+    });
+
+    it('refuses a token from the second its exp is reached, though it was accepted before (verified tokens are remembered)', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const shortLived = await sign({ ...claims, iat: now, exp: now + 60 });
+      expect((await bank.anonymous.get('/auth/me', bearer(shortLived))).statusCode).toBe(200);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime((now + 59) * 1000 + 999);
+        expect((await bank.anonymous.get('/auth/me', bearer(shortLived))).statusCode).toBe(200);
+        vi.setSystemTime((now + 60) * 1000);
+        expectUnauthorized(await bank.anonymous.get('/auth/me', bearer(shortLived)));
+        vi.setSystemTime((now + 61) * 1000);
+        expectUnauthorized(await bank.anonymous.get('/auth/me', bearer(shortLived)));
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it.each(['sub', 'role', 'iat', 'exp', 'jti'] as const)('refuses a token lacking %s', async (claim) => {
