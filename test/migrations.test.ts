@@ -62,6 +62,20 @@ describe(`migrations (${engine})`, () => {
     expect(await appliedVersions(database.handle)).toEqual(versions);
   });
 
+  it('0009 runs the batch functions with generic plans', async () => {
+    const database = await createTestDatabase();
+    cleanups.push(() => database.drop());
+    const settings = await database.handle.withSession((session) =>
+      session.query<{ proname: string; proconfig: string[] }>(
+        `SELECT proname, proconfig FROM pg_proc WHERE proname IN ('transfer_batch_begin', 'transfer_batch_finish') ORDER BY proname`,
+      ),
+    );
+    expect(settings).toEqual([
+      { proname: 'transfer_batch_begin', proconfig: ['plan_cache_mode=force_generic_plan'] },
+      { proname: 'transfer_batch_finish', proconfig: ['plan_cache_mode=force_generic_plan'] },
+    ]);
+  });
+
   it('applies each migration exactly once when three instances migrate one fresh database at the same time', async () => {
     const handles = await freshDatabase(3);
     const results = await Promise.all(handles.map((handle) => migrate(handle)));

@@ -2,8 +2,9 @@
  * What a transfer costs inside PostgreSQL alone, next to what a TPC-B transaction costs there: both
  * run N times in one PL/pgSQL loop in one backend, each iteration its own transaction, so there is no
  * network, no client, no wait for the disk and no other session, only the statements' and the commits'
- * own work (planning excluded: PL/pgSQL caches the plans). The
- * transfer is the service's own SQL (migration 0008's transfer_batch_begin and transfer_batch_finish,
+ * own work (and planning, as on the service's connections: since migration 0009 the batch functions
+ * reuse generic plans instead of planning each call anew). The
+ * transfer is the service's own SQL (transfer_batch_begin and transfer_batch_finish, migrations 0008-0009,
  * alone and in batches, with an idempotency key as the benchmark's load sends it) on a migrated scratch database with 200 funded
  * customers; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
  * bare transfer is the least a transfer can be (the issue's reference function: lock both rows,
