@@ -17,7 +17,7 @@
  * Reconciliation (GET /reports/reconciliation) is checked after every load; the exit code is 1 when
  * any answer was not ok, or a phase failed.
  *
- * Knobs: BENCH_SECONDS (15), BENCH_CUSTOMERS (200), BENCH_GROWTH_ENTRIES (1000000),
+ * Knobs: BENCH_SECONDS (15), BENCH_CUSTOMERS (2000), BENCH_GROWTH_ENTRIES (1000000),
  * BENCH_WARMUP_SECONDS (3), BENCH_AUDIT_ROUNDS (2: on off off on, off on on off), BENCH_POOL_SIZE (20), BENCH_WORKERS (1),
  * BENCH_DATABASE_URL, BENCH_PG_BIN, BENCH_PHASES.
  * Results: bench-results/<timestamp>/ (results.json, results.md, server logs, the .cpuprofile).
@@ -73,7 +73,7 @@ function intEnv(name: string, fallback: number): number {
 }
 
 const SECONDS = intEnv('BENCH_SECONDS', 15);
-const CUSTOMERS = intEnv('BENCH_CUSTOMERS', 200);
+const CUSTOMERS = intEnv('BENCH_CUSTOMERS', 2000);
 const GROWTH_ENTRIES = intEnv('BENCH_GROWTH_ENTRIES', 1_000_000);
 const WARMUP = intEnv('BENCH_WARMUP_SECONDS', 3);
 const AUDIT_ROUNDS = Math.max(1, intEnv('BENCH_AUDIT_ROUNDS', 2));
