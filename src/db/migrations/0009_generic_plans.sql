@@ -2,8 +2,8 @@
 -- on every call whether to plan them afresh for the call's values (a custom plan) or to reuse a
 -- generic one, and keeps planning afresh when a custom plan looks cheaper than the generic one, which
 -- a batch's array arguments make it do every time. Measured on this machine, a batch's first
--- statement with nothing in it cost 0.38 ms of the backend's CPU with that choice and 0.08 ms with
--- generic plans; at 8 connections a transfer's share of PostgreSQL's CPU went from 0.77 to 0.60 ms.
+-- statement with nothing in it cost 0.38 ms of the backend's CPU with that choice, 0.08 ms with
+-- generic plans, 0.13 ms as below (BENCHMARKS.md).
 -- Every statement in these functions (and in the functions and triggers they call) finds its rows by
 -- key or through an index whatever the values, so one plan fits all calls, but for the one that
 -- locks the batch's accounts, which is planned on each call (below). The setting is in force only
