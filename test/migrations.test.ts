@@ -62,7 +62,7 @@ describe(`migrations (${engine})`, () => {
     expect(await appliedVersions(database.handle)).toEqual(versions);
   });
 
-  it('0009 runs the batch functions with generic plans', async () => {
+  it('0009 and 0010 run the batch functions with generic plans, the writer of a batch with its rows found by key', async () => {
     const database = await createTestDatabase();
     cleanups.push(() => database.drop());
     const settings = await database.handle.withSession((session) =>
@@ -72,7 +72,10 @@ describe(`migrations (${engine})`, () => {
     );
     expect(settings).toEqual([
       { proname: 'transfer_batch_begin', proconfig: ['plan_cache_mode=force_generic_plan'] },
-      { proname: 'transfer_batch_finish', proconfig: ['plan_cache_mode=force_generic_plan'] },
+      {
+        proname: 'transfer_batch_finish',
+        proconfig: ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off'],
+      },
     ]);
   });
 

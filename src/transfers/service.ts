@@ -69,7 +69,7 @@ interface AccountState {
   paidTo: Set<string>;
 }
 
-/** transfer_finish's arguments for a transfer that passed its checks. */
+/** A transfer that passed its checks, as transfer_batch_finish (migration 0010) takes it. */
 interface CheckedTransfer {
   id: string;
   status: TransactionStatus;
@@ -91,7 +91,7 @@ interface CheckedTransfer {
 
 /**
  * Moves money between customer accounts: a batch of transfers (group commit: src/db/batch-queue.ts)
- * in one database transaction of two statements (migration 0008). The first claims the idempotency
+ * in one database transaction of two statements (migrations 0008 and 0010). The first claims the idempotency
  * keys, locks every account involved in id order and reads the senders' history under those locks;
  * then each transfer is checked, in order, against the state the batch's earlier transfers left (the
  * balance, the daily limit, the risk rules), so no transfer can slip past a check that a concurrent one
@@ -193,7 +193,7 @@ function settle<T>(fn: () => T): Settled<T> {
 
 /**
  * Checks one transfer of a batch against the accounts as the batch's earlier transfers left them and,
- * if it passes, applies it to them: what transfer_finish will write, the database's CHECKs behind it.
+ * if it passes, applies it to them: what transfer_batch_finish will write, the database's checks behind it.
  */
 function checkTransfer(request: TransferRequest, accounts: Map<string, AccountState>, now: Date, risk: RiskSettings): CheckedTransfer {
   const { actor, input, idempotency } = request;
