@@ -4,7 +4,7 @@
  * network, no client, no wait for the disk and no other session, only the statements' and the commits'
  * own work (and planning, as on the service's connections: since migration 0009 the batch functions
  * reuse generic plans instead of planning each call anew). The
- * transfer is the service's own SQL (transfer_batch_begin and transfer_batch_finish, migrations 0008-0009,
+ * transfer is the service's own SQL (transfer_batch_begin and transfer_batch_finish, migrations 0008-0010,
  * alone and in batches, with an idempotency key as the benchmark's load sends it) on a migrated scratch database with 200 funded
  * customers; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
  * bare transfer is the least a transfer can be (the issue's reference function: lock both rows,
@@ -36,8 +36,8 @@ export interface InDatabaseCost {
   tpcbMs: number;
 }
 
-/** Batch sizes measured: alone, and about what group commit forms under the 32-connection load. */
-const BATCH_SIZES = [1, 16];
+/** Batch sizes measured: alone, and about what group commit forms under the 8- and 32-connection loads. */
+const BATCH_SIZES = [1, 4, 16];
 
 const SETUP = `
 INSERT INTO users (name, email, password_hash, role)
