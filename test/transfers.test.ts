@@ -81,6 +81,17 @@ describe('transfers', () => {
       expect((await alice.get(`/accounts/${alice.account.id}`)).data.available_balance).toBe('59.90');
     });
 
+    it('gives transactions time-ordered ids (UUIDv7): each later one sorts after the one before', async () => {
+      const alice = await bank.customer('10.00');
+      const bob = await bank.customer();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await send(alice, bob, '1.00')).data.id);
+      const deposit = await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '1.00' });
+      ids.push(deposit.data.id);
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect([...ids].sort()).toEqual(ids);
+    });
+
     it('takes the amount as a JSON number', async () => {
       const alice = await bank.customer('100.00');
       const bob = await bank.customer();

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import type { Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
@@ -7,7 +6,7 @@ import type { PipelinedTransaction } from '../db/transaction.js';
 import type { AccountRow, Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError } from '../http/errors.js';
-import { asInsufficientFunds, describeShortfall } from '../ledger/post.js';
+import { asInsufficientFunds, describeShortfall, newTransactionId } from '../ledger/post.js';
 import { asInProgress, replayOf, type IdempotencyScope, type Outcome } from '../http/idempotency.js';
 import { reviewReasons, type RiskSettings } from '../risk/rules.js';
 import { selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
@@ -230,7 +229,7 @@ function checkTransfer(request: TransferRequest, accounts: Map<string, AccountSt
   sender.sentToday += input.amount;
   sender.recentTransfers += 1;
 
-  const id = randomUUID();
+  const id = newTransactionId();
   const amount = formatAmount(input.amount);
   return {
     id,
