@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../src/db/connection.js';
@@ -52,6 +56,27 @@ describe(`migrations (${engine})`, () => {
   it('has migrations, numbered without duplicates', () => {
     expect(versions.length).toBeGreaterThan(0);
     expect(new Set(versions).size).toBe(versions.length);
+  });
+
+  it('refuses a directory holding two migrations of one version, before touching any database', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'migrations-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, '0001_first.sql'), 'SELECT 1;');
+    writeFileSync(join(dir, '0002_renamed.sql'), 'SELECT 2;');
+    expect(readMigrations(`${dir}/`).map((migration) => migration.version)).toEqual([1, 2]);
+    writeFileSync(join(dir, '0002_old_name.sql'), 'SELECT 2;');
+    expect(() => readMigrations(`${dir}/`)).toThrow(/migrations old_name and renamed in .* share version 2/);
+  });
+
+  it('ships, on every build, exactly the migrations of src/: one renamed or removed there does not linger in dist/', () => {
+    const project = mkdtempSync(join(tmpdir(), 'build-'));
+    cleanups.push(async () => rmSync(project, { recursive: true, force: true }));
+    mkdirSync(join(project, 'src/db/migrations'), { recursive: true });
+    mkdirSync(join(project, 'dist/db/migrations'), { recursive: true });
+    writeFileSync(join(project, 'src/db/migrations/0001_new_name.sql'), 'SELECT 1;');
+    writeFileSync(join(project, 'dist/db/migrations/0001_old_name.sql'), 'SELECT 1;');
+    execFileSync(process.execPath, [join(import.meta.dirname, '../scripts/copy-migrations.mjs')], { cwd: project });
+    expect(readdirSync(join(project, 'dist/db/migrations'))).toEqual(['0001_new_name.sql']);
   });
 
   it('applies nothing when run again on a migrated database', async () => {

@@ -13,10 +13,19 @@ export interface Migration {
 }
 
 export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
-  return readdirSync(dir)
+  const migrations = readdirSync(dir)
     .filter((file) => /^\d{4}_[a-z0-9_]+\.sql$/.test(file))
     .sort()
     .map((file) => ({ version: Number(file.slice(0, 4)), name: file.slice(5, -4), sql: readFileSync(dir + file, 'utf8') }));
+  // Two files of one version (a stale copy of a renamed migration, say) would both run on a fresh
+  // database, the second failing halfway, and only one on an older one: refuse to start instead.
+  migrations.forEach((migration, i) => {
+    const previous = migrations[i - 1];
+    if (previous?.version === migration.version) {
+      throw new Error(`migrations ${previous.name} and ${migration.name} in ${dir} share version ${migration.version}`);
+    }
+  });
+  return migrations;
 }
 
 /**
