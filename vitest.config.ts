@@ -41,7 +41,13 @@ export default defineConfig(async (): Promise<ViteUserConfig> => {
   if (await postgresReachable()) {
     projects.push({
       extends: true,
-      test: { name: 'postgres', include: ['test/**/*.test.ts'], exclude: ['test/unit/**'], env: { TEST_DB: 'postgres', TEST_DATABASE_URL } },
+      test: {
+        name: 'postgres',
+        include: ['test/**/*.test.ts'],
+        exclude: ['test/unit/**'],
+        env: { TEST_DB: 'postgres', TEST_DATABASE_URL },
+        globalSetup: ['test/helpers/postgres-leaks.ts'],
+      },
     });
   }
   return {

@@ -86,10 +86,6 @@ export interface TestApp {
 
 let sequence = 0;
 
-/**
- * The whole service on a database of its own, built by the same buildApp as production. Closed after
- * the file's tests unless the test closes it first.
- */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface TestAppOptions {
@@ -97,6 +93,17 @@ export interface TestAppOptions {
   redis?: boolean;
 }
 
+// Closed (their databases dropped) once the test file is done. Registered here, when the file imports
+// this module: an afterAll registered from inside a beforeAll, where files call testApp, never runs.
+const openApps: TestApp[] = [];
+afterAll(async () => {
+  for (const app of openApps.splice(0)) await app.close();
+});
+
+/**
+ * The whole service on a database of its own, built by the same buildApp as production. Closed after
+ * the file's tests unless the test closes it first.
+ */
 export async function testApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const config = testConfig(env);
@@ -153,6 +160,6 @@ export async function testApp(env: Record<string, string> = {}, options: TestApp
       await database.drop();
     },
   };
-  afterAll(() => testApp.close());
+  openApps.push(testApp);
   return testApp;
 }

@@ -36,7 +36,8 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
     await migrate(handle);
     return { handle, url: undefined, drop: () => handle.close() };
   }
-  const name = `bank_test_${randomBytes(6).toString('hex')}`;
+  // The run's prefix (postgres-leaks.ts), or the plain one where no global setup gives it (the fault suite).
+  const name = `${inject('postgresDatabasePrefix') ?? 'bank_test_'}${randomBytes(6).toString('hex')}`;
   await onServer((client) => client.query(`CREATE DATABASE ${name}`));
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
