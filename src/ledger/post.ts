@@ -123,7 +123,8 @@ interface HeldChange {
 
 /**
  * Applies entries and a held-amount change to accounts the caller has locked, through `ledger_apply`
- * (migration 0007), the one writer of balances and journal entries, in one round trip. The CHECK
+ * (migration 0007), which writes the balances and journal entries of every posting but transfers
+ * (those: transfer_batch_finish, migration 0010), in one round trip. The CHECK
  * constraints refuse a customer balance or available balance below zero, whatever the callers checked.
  */
 async function applyToLedger(tx: Tx, transactionId: string | null, entries: Entry[], postedAt: Date | null, held?: HeldChange): Promise<void> {
