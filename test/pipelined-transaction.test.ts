@@ -88,6 +88,20 @@ describe(`withPipelinedTransaction (${engine})`, () => {
     expect(await names()).toEqual(['a', 'b', 'd', 'h']);
   });
 
+  it.runIf(engine === 'postgres')('prepares each statement once per connection, as named statements (like pgbench -M prepared)', async () => {
+    const echo = 'SELECT $1::text AS echo';
+    const prepared = async () =>
+      (await database.handle.withSession((session) => session.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements'))).filter(
+        (row) => row.statement === echo,
+      );
+    expect(await prepared()).toHaveLength(0);
+    for (const word of ['one', 'two']) {
+      const [row] = await withPipelinedTransaction(database.handle, (tx) => tx.commitWith<{ echo: string }>(echo, [word]));
+      expect(row!.echo).toBe(word);
+    }
+    expect(await prepared()).toHaveLength(1);
+  });
+
   it('runs the whole transaction again after a serialization failure, as withTransaction does', async () => {
     const attempt = await withPipelinedTransaction(database.handle, async (tx) => {
       // The first attempt's insert is rolled back, or the second's would violate the primary key.

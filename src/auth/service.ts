@@ -53,7 +53,7 @@ export class AuthService {
    */
   private readonly tokenLookups = new BatchQueue<string, ActiveAccessToken | undefined>({
     run: async (jtis) => {
-      const found = new Map((await findActiveAccessTokens(this.database.db, jtis)).map((token) => [token.jti, token]));
+      const found = new Map((await findActiveAccessTokens(this.database, jtis)).map((token) => [token.jti, token]));
       return jtis.map((jti) => ({ ok: true, value: found.get(jti.toLowerCase()) }));
     },
     maxBatch: 64,

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db, Role, Tx } from '../db/schema.js';
+import type { DatabaseHandle } from '../db/connection.js';
+import type { Role, Tx } from '../db/schema.js';
 
 export function hashRefreshToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -45,10 +46,11 @@ export interface ActiveAccessToken {
 /**
  * The lookup every authenticated request needs: each token's registration, its session and its user,
  * by primary keys, for the tokens (of concurrent requests) that are neither revoked nor in a revoked
- * session. A function (migration 0011), so that PostgreSQL plans the join once per connection.
+ * session. A function (migration 0011), so that PostgreSQL plans the join once per connection, called
+ * as a prepared statement, so that the call itself is parsed and planned once per connection too.
  */
-export async function findActiveAccessTokens(db: Db, jtis: readonly string[]): Promise<ActiveAccessToken[]> {
-  return (await sql<ActiveAccessToken>`SELECT * FROM active_access_tokens(${[...jtis]}::uuid[])`.execute(db)).rows;
+export async function findActiveAccessTokens(database: DatabaseHandle, jtis: readonly string[]): Promise<ActiveAccessToken[]> {
+  return database.withSession((session) => session.query<ActiveAccessToken>('SELECT * FROM active_access_tokens($1::uuid[])', [[...jtis]], { prepared: true }));
 }
 
 export type RefreshOutcome =

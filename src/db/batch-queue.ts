@@ -68,7 +68,7 @@ export class BatchQueue<R, T> {
       if (batch.length === 0) return;
       this.batchesInFlight++;
       this.options.onBatch?.(batch.length);
-      void this.serve(batch).finally(() => {
+      void this.serve(batch, () => {
         this.batchesInFlight--;
         for (const { key } of batch) if (key !== null) this.keysInFlight.delete(key);
         this.startBatches();
@@ -92,22 +92,25 @@ export class BatchQueue<R, T> {
     return batch;
   }
 
-  private async serve(batch: Waiting<R, T>[]): Promise<void> {
+  /**
+   * Runs a batch, then frees its slot (starting the next batch) before answering its requests: the
+   * next batch's first statement is on its way to the database while this batch's answers are
+   * written, instead of after them.
+   */
+  private async serve(batch: Waiting<R, T>[], release: () => void): Promise<void> {
+    const settled = await this.settle(batch);
+    release();
+    setImmediate(() => settled.forEach(({ waiting, result }) => (result.ok ? waiting.resolve(result.value) : waiting.reject(result.error))));
+  }
+
+  private async settle(batch: Waiting<R, T>[]): Promise<{ waiting: Waiting<R, T>; result: Settled<T> }[]> {
     let results: Settled<T>[];
     try {
       results = await this.options.run(batch.map((waiting) => waiting.request));
     } catch (error) {
-      if (batch.length === 1 || !this.options.mayBelongToOne?.(error)) {
-        for (const waiting of batch) waiting.reject(error);
-        return;
-      }
-      await Promise.all(batch.map((waiting) => this.serve([waiting])));
-      return;
+      if (batch.length === 1 || !this.options.mayBelongToOne?.(error)) return batch.map((waiting) => ({ waiting, result: { ok: false, error } }));
+      return (await Promise.all(batch.map((waiting) => this.settle([waiting])))).flat();
     }
-    batch.forEach((waiting, i) => {
-      const result = results[i]!;
-      if (result.ok) waiting.resolve(result.value);
-      else waiting.reject(result.error);
-    });
+    return batch.map((waiting, i) => ({ waiting, result: results[i]! }));
   }
 }

@@ -10,7 +10,7 @@ const INT8_OID = 20;
 
 /** One dedicated connection, for session-level locks and multi-statement scripts (migrations). */
 export interface Session {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { prepared?: boolean }): Promise<R[]>;
   script(sql: string): Promise<void>;
 }
 
@@ -69,7 +69,8 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
       const client = await pool.connect();
       try {
         return await fn({
-          query: async (sql, params) => (await client.query(sql, params)).rows,
+          query: async (sql, params, options) =>
+            (await client.query(options?.prepared ? { text: sql, values: params, name: preparedName(sql) } : { text: sql, values: params })).rows,
           script: async (sql) => void (await client.query(sql)),
         });
       } finally {
@@ -81,6 +82,16 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
       await pool.end();
     },
   };
+}
+
+const preparedNames = new Map<string, string>();
+function preparedName(sql: string): string {
+  let name = preparedNames.get(sql);
+  if (name === undefined) {
+    name = `s${preparedNames.size + 1}`;
+    preparedNames.set(sql, name);
+  }
+  return name;
 }
 
 async function openPGlite(dataDir: string, restoreFrom: Blob | undefined): Promise<DatabaseHandle> {

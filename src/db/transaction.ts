@@ -75,7 +75,7 @@ async function runPipelined<T>(session: Session, fn: (tx: PipelinedTransaction) 
   begun.catch(() => {});
   let open = true;
   const statement = async <R>(text: string, params: readonly unknown[]) => {
-    const [rows] = await Promise.all([session.query<R>(text, [...params]), begun]);
+    const [rows] = await Promise.all([session.query<R>(text, [...params], { prepared: true }), begun]);
     return rows;
   };
   const tx: PipelinedTransaction = {

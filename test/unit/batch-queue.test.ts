@@ -68,6 +68,18 @@ describe('BatchQueue (group commit)', () => {
     expect(batches).toEqual([[0, 1], [2, 3, 4, 5], [6]]);
   });
 
+  it('starts the next batch before answering the requests of the one that finished', async () => {
+    const { queue, batches, releaseAll } = gatedQueue();
+    const first = queue.submit({ id: 0 });
+    await nextTurn();
+    const later = [queue.submit({ id: 1 }), queue.submit({ id: 2 })];
+    // What had started when the first request got its answer.
+    const startedByThen = first.then(() => batches.map((batch) => [...batch]));
+    await releaseAll();
+    expect(await startedByThen).toEqual([[0], [1, 2]]);
+    expect(await Promise.all(later)).toEqual([10, 20]);
+  });
+
   it('never serves more than `concurrency` batches at once', async () => {
     const { queue, batches, releaseAll, mostAtOnce } = gatedQueue({ concurrency: 2, maxBatch: 2 });
     const answers = Array.from({ length: 9 }, (_, id) => queue.submit({ id }));
