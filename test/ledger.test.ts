@@ -236,11 +236,28 @@ describe('the ledger', () => {
       expect(sqlState(direct)).toBe('23514');
     });
 
-    describe('ledger_apply, the one writer of balances (migration 0007), on its own', () => {
-      const apply = (transactionId: string | null, accounts: string[], amounts: bigint[]) =>
-        failure((tx) =>
-          sql`SELECT ledger_apply(${transactionId}::uuid, ${accounts}::uuid[], ${amounts.map(String)}::bigint[], NULL::timestamptz)`.execute(tx),
+    describe('ledger_post, the one writer of balances, held amounts and journal entries (migration 0012), on its own', () => {
+      /** Postings as ledger_post takes them: per posting its transaction and held change, per entry its posting. */
+      interface Raw {
+        transactions: (string | null)[];
+        held?: { account: string | null; delta: bigint }[];
+        entries: { posting: number; account: string; amount: bigint }[];
+      }
+      const post = (raw: Raw) =>
+        failure(
+          (tx) => sql`SELECT ledger_post(
+            ${raw.transactions}::uuid[],
+            ${(raw.held ?? raw.transactions.map(() => ({ account: null, delta: 0n }))).map((h) => h.account)}::uuid[],
+            ${(raw.held ?? raw.transactions.map(() => ({ account: null, delta: 0n }))).map((h) => String(h.delta))}::bigint[],
+            ${raw.entries.map((e) => e.posting)}::integer[],
+            ${raw.entries.map((e) => e.account)}::uuid[],
+            ${raw.entries.map((e) => String(e.amount))}::bigint[],
+            NULL::timestamptz)`.execute(tx),
         );
+      const apply = (transactionId: string | null, accounts: string[], amounts: bigint[]) =>
+        post({ transactions: [transactionId], entries: accounts.map((account, i) => ({ posting: 1, account, amount: amounts[i]! })) });
+      const heldOf = async (accountId: string) =>
+        (await db().selectFrom('accounts').select('held').where('id', '=', accountId).executeTakeFirstOrThrow()).held;
 
       it('refuses entries that do not balance, and entries naming an account that does not exist, changing nothing', async () => {
         const before = await snapshot();
@@ -249,8 +266,60 @@ describe('the ledger', () => {
         expect(sqlState(await apply(transaction.id, [alice.account.id], [5n]))).toBe('22023');
         expect(sqlState(await apply(transaction.id, [alice.account.id, bob.account.id], [0n, 0n]))).toBe('22023');
         expect(sqlState(await apply(null, [], []))).toBe('22023');
-        expect(sqlState(await apply(transaction.id, [alice.account.id, randomUUID()], [-5n, 5n]))).toBe('23503');
+        expect(sqlState(await post({ transactions: [], entries: [] }))).toBe('22023');
+        const missing = await apply(transaction.id, [alice.account.id, randomUUID()], [-5n, 5n]);
+        expect(sqlState(missing)).toBe('23503');
+        expect((missing as Error).message).toMatch(/names account [0-9a-f-]{36}, which does not exist/);
         expect(await snapshot()).toEqual(before);
+      });
+
+      it('refuses entries not grouped by posting in order, and a posting of entries that balance only with another’s', async () => {
+        const before = await snapshot();
+        const { id } = await someTransaction();
+        const entries = [
+          { posting: 2, account: alice.account.id, amount: -5n },
+          { posting: 2, account: bob.account.id, amount: 5n },
+          { posting: 1, account: alice.account.id, amount: -5n },
+          { posting: 1, account: bob.account.id, amount: 5n },
+        ];
+        expect(sqlState(await post({ transactions: [id, id], entries }))).toBe('22023');
+        expect(sqlState(await post({ transactions: [id, id], entries: entries.map((e, i) => ({ ...e, posting: i === 0 ? 1 : 2 })) }))).toBe('22023');
+        expect(sqlState(await post({ transactions: [id], entries: entries.map((e) => ({ ...e, posting: 3 })) }))).toBe('22023');
+        expect(await snapshot()).toEqual(before);
+      });
+
+      it('holds and releases with a posting of no entries, which must change a held amount', async () => {
+        const carol = await bank.customer('10.00');
+        const transaction = await someTransaction();
+        expect(sqlState(await post({ transactions: [transaction.id], entries: [] }))).toBe('22023');
+        expect(sqlState(await post({ transactions: [transaction.id], held: [{ account: carol.account.id, delta: 0n }], entries: [] }))).toBe('22023');
+        await withTransaction(handle(), (tx) =>
+          sql`SELECT ledger_post(ARRAY[${transaction.id}]::uuid[], ARRAY[${carol.account.id}]::uuid[], '{400}', '{}', '{}', '{}', NULL)`.execute(tx),
+        );
+        expect(await heldOf(carol.account.id)).toBe(400n);
+        // More than is available, then released again: refused though the end state would be fine.
+        const overHeld = await post({
+          transactions: [transaction.id, transaction.id],
+          held: [
+            { account: carol.account.id, delta: 700n },
+            { account: carol.account.id, delta: -700n },
+          ],
+          entries: [],
+        });
+        expect(sqlState(overHeld)).toBe('23514');
+        expect((overHeld as { constraint?: string }).constraint).toBe('accounts_customer_not_overdrawn');
+        // Released below zero, then held again: refused though the end state would be fine.
+        const underHeld = await post({
+          transactions: [transaction.id, transaction.id],
+          held: [
+            { account: carol.account.id, delta: -500n },
+            { account: carol.account.id, delta: 500n },
+          ],
+          entries: [],
+        });
+        expect(sqlState(underHeld)).toBe('23514');
+        expect((underHeld as { constraint?: string }).constraint).toBe('accounts_held_check');
+        expect(await heldOf(carol.account.id)).toBe(400n);
       });
 
       it('records, for two entries of one account, the balance each left behind, in their order', async () => {
@@ -274,7 +343,7 @@ describe('the ledger', () => {
       });
     });
 
-    describe('transfer_batch_finish, the writer of a batch of transfers (migration 0010), on its own', () => {
+    describe('transfer_batch_finish, the writer of a batch of transfers (migrations 0010 and 0012), on its own', () => {
       type Party = { user: { id: string }; account: { id: string } };
       /** A transfer as the service hands it over once it has passed its checks. */
       const transfer = (from: Party, to: Party, amount: bigint, status: 'completed' | 'pending_review' = 'completed') => ({

@@ -87,18 +87,19 @@ describe(`migrations (${engine})`, () => {
     expect(await appliedVersions(database.handle)).toEqual(versions);
   });
 
-  it('0009 to 0011 run the batch functions and the token lookup with generic plans and their rows found by key', async () => {
+  it('0009 to 0012 run the batch functions, the ledger writer and the token lookup with generic plans and their rows found by key', async () => {
     const database = await createTestDatabase();
     cleanups.push(() => database.drop());
     const settings = await database.handle.withSession((session) =>
       session.query<{ proname: string; proconfig: string[] }>(
         `SELECT proname, proconfig FROM pg_proc
-          WHERE proname IN ('transfer_batch_begin', 'transfer_batch_finish', 'active_access_tokens') ORDER BY proname`,
+          WHERE proname IN ('transfer_batch_begin', 'transfer_batch_finish', 'ledger_post', 'active_access_tokens') ORDER BY proname`,
       ),
     );
     const byKey = ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off'];
     expect(settings).toEqual([
       { proname: 'active_access_tokens', proconfig: byKey },
+      { proname: 'ledger_post', proconfig: byKey },
       { proname: 'transfer_batch_begin', proconfig: byKey },
       { proname: 'transfer_batch_finish', proconfig: byKey },
     ]);

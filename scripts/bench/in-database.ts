@@ -4,7 +4,7 @@
  * network, no client, no wait for the disk and no other session, only the statements' and the commits'
  * own work (and planning, as on the service's connections: since migration 0009 the batch functions
  * reuse generic plans instead of planning each call anew). The
- * transfer is the service's own SQL (transfer_batch_begin and transfer_batch_finish, migrations 0008-0010,
+ * transfer is the service's own SQL (transfer_batch_begin and transfer_batch_finish, migrations 0008-0012,
  * alone and in batches, with an idempotency key as the benchmark's load sends it) on a migrated scratch database with 200 funded
  * customers; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
  * bare transfer is the least a transfer can be (the issue's reference function: lock both rows,
@@ -52,7 +52,8 @@ DECLARE
 BEGIN
   INSERT INTO transactions (id, type, status, amount, currency, from_account_id, to_account_id)
     SELECT funding, 'deposit', 'completed', 1, 'USD', cash, (array_agg(id))[1] FROM accounts WHERE type = 'checking';
-  PERFORM ledger_apply(funding, array_agg(id) || cash, array_agg(100000000::bigint) || (-100000000 * count(*))::bigint, NULL)
+  PERFORM ledger_post(ARRAY[funding], ARRAY[NULL::uuid], '{0}', array_fill(1, ARRAY[count(*)::integer + 1]),
+                      array_agg(id) || cash, array_agg(100000000::bigint) || (-100000000 * count(*))::bigint, NULL)
     FROM accounts WHERE type = 'checking';
 END $$;`;
 

@@ -122,20 +122,21 @@ interface HeldChange {
 }
 
 /**
- * Applies entries and a held-amount change to accounts the caller has locked, through `ledger_apply`
- * (migration 0007), which writes the balances and journal entries of every posting but transfers
- * (those: transfer_batch_finish, migration 0010), in one round trip. The CHECK
+ * Applies entries and a held-amount change to accounts the caller has locked, as one posting of
+ * `ledger_post` (migration 0012), the one writer of balances, held amounts and journal entries (a
+ * batch of transfers is many postings of it: transfer_batch_finish), in one round trip. The CHECK
  * constraints refuse a customer balance or available balance below zero, whatever the callers checked.
  */
-async function applyToLedger(tx: Tx, transactionId: string | null, entries: Entry[], postedAt: Date | null, held?: HeldChange): Promise<void> {
+async function applyToLedger(tx: Tx, transactionId: string, entries: Entry[], postedAt: Date | null, held?: HeldChange): Promise<void> {
   try {
-    await sql`SELECT ledger_apply(
-      ${transactionId}::uuid,
+    await sql`SELECT ledger_post(
+      ARRAY[${transactionId}::uuid],
+      ARRAY[${held?.accountId ?? null}::uuid],
+      ARRAY[${(held?.delta ?? 0n).toString()}::bigint],
+      ${entries.map(() => 1)}::integer[],
       ${entries.map((entry) => entry.accountId)}::uuid[],
       ${entries.map((entry) => entry.amount.toString())}::bigint[],
-      ${postedAt}::timestamptz,
-      ${held?.accountId ?? null}::uuid,
-      ${(held?.delta ?? 0n).toString()}::bigint)`.execute(tx);
+      ${postedAt}::timestamptz)`.execute(tx);
   } catch (error) {
     throw asInsufficientFunds(error);
   }
@@ -209,7 +210,7 @@ export async function settleHeldTransfer(tx: Tx, held: TransactionRow, decision:
 /** Rejects a held transfer: the hold is released and no money moves. */
 export async function releaseHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
   await lockAccounts(tx, [held.from_account_id]);
-  await applyToLedger(tx, null, [], null, { accountId: held.from_account_id, delta: -held.amount });
+  await applyToLedger(tx, held.id, [], null, { accountId: held.from_account_id, delta: -held.amount });
   await markReviewed(tx, held.id, 'rejected', decision);
 }
 

@@ -68,7 +68,7 @@ interface AccountState {
   paidTo: Set<string>;
 }
 
-/** A transfer that passed its checks, as transfer_batch_finish (migration 0010) takes it. */
+/** A transfer that passed its checks, as transfer_batch_finish (migrations 0010 and 0012) takes it. */
 interface CheckedTransfer {
   id: string;
   status: TransactionStatus;
@@ -90,7 +90,7 @@ interface CheckedTransfer {
 
 /**
  * Moves money between customer accounts: a batch of transfers (group commit: src/db/batch-queue.ts)
- * in one database transaction of two statements (migrations 0008 and 0010). The first claims the idempotency
+ * in one database transaction of two statements (migrations 0008, 0010 and 0012). The first claims the idempotency
  * keys, locks every account involved in id order and reads the senders' history under those locks;
  * then each transfer is checked, in order, against the state the batch's earlier transfers left (the
  * balance, the daily limit, the risk rules), so no transfer can slip past a check that a concurrent one
