@@ -51,14 +51,7 @@ export class AuthService {
    * Every authenticated request reads its token's registration: the lookups of concurrent requests are
    * made together, in one query while others are under way, instead of a query and a commit each.
    */
-  private readonly tokenLookups = new BatchQueue<string, ActiveAccessToken | undefined>({
-    run: async (jtis) => {
-      const found = new Map((await findActiveAccessTokens(this.database, jtis)).map((token) => [token.jti, token]));
-      return jtis.map((jti) => ({ ok: true, value: found.get(jti.toLowerCase()) }));
-    },
-    maxBatch: 64,
-    concurrency: 2,
-  });
+  private readonly tokenLookups: BatchQueue<string, ActiveAccessToken | undefined>;
 
   constructor(
     private readonly database: DatabaseHandle,
@@ -66,7 +59,17 @@ export class AuthService {
     private readonly tokens: TokenService,
     private readonly throttle: LoginThrottle,
     private readonly refreshLifetimeSeconds: number,
-  ) {}
+  ) {
+    this.tokenLookups = new BatchQueue({
+      run: async (jtis) => {
+        const found = new Map((await findActiveAccessTokens(database, jtis)).map((token) => [token.jti, token]));
+        return jtis.map((jti) => ({ ok: true, value: found.get(jti.toLowerCase()) }));
+      },
+      maxBatch: 64,
+      concurrency: 2,
+      startNextFirst: database.engine === 'postgres',
+    });
+  }
 
   async login(meta: Actor, rawEmail: string, password: string): Promise<TokenResponse> {
     const email = rawEmail.toLowerCase();

@@ -15,6 +15,13 @@ export interface BatchQueueOptions<R, T> {
   maxBatch: number;
   /** Batches served at once. */
   concurrency: number;
+  /**
+   * Start the next batch before answering the requests of one that finished: right when batches are
+   * served by another process (a database server), so that the next batch's first statement travels
+   * while the answers are written; wrong when they are served in this one (PGlite), where the next
+   * batch's work would hold the answers back.
+   */
+  startNextFirst: boolean;
   /** Told each batch's size as it starts, for metrics. */
   onBatch?(size: number): void;
 }
@@ -92,15 +99,17 @@ export class BatchQueue<R, T> {
     return batch;
   }
 
-  /**
-   * Runs a batch, then frees its slot (starting the next batch) before answering its requests: the
-   * next batch's first statement is on its way to the database while this batch's answers are
-   * written, instead of after them.
-   */
+  /** Runs a batch, frees its slot (which starts the next batch) and answers its requests, in the order startNextFirst sets. */
   private async serve(batch: Waiting<R, T>[], release: () => void): Promise<void> {
     const settled = await this.settle(batch);
-    release();
-    setImmediate(() => settled.forEach(({ waiting, result }) => (result.ok ? waiting.resolve(result.value) : waiting.reject(result.error))));
+    const answer = () => settled.forEach(({ waiting, result }) => (result.ok ? waiting.resolve(result.value) : waiting.reject(result.error)));
+    if (this.options.startNextFirst) {
+      release();
+      setImmediate(answer);
+    } else {
+      answer();
+      release();
+    }
   }
 
   private async settle(batch: Waiting<R, T>[]): Promise<{ waiting: Waiting<R, T>; result: Settled<T> }[]> {

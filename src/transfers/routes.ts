@@ -34,6 +34,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
     maxBatch: config.transferBatchSize,
     // PGlite has one session: a second batch would only queue for it.
     concurrency: database.engine === 'pglite' ? 1 : config.transferBatchConcurrency,
+    startNextFirst: database.engine === 'postgres',
     onBatch: (size) => batchSizes.observe(size),
   });
 

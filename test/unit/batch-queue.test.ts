@@ -19,6 +19,7 @@ function gatedQueue(options: Partial<BatchQueueOptions<Request, number>> = {}) {
   const queue = new BatchQueue<Request, number>({
     maxBatch: 4,
     concurrency: 1,
+    startNextFirst: true,
     ...options,
     async run(requests) {
       batches.push(requests.map((request) => request.id));
@@ -68,15 +69,23 @@ describe('BatchQueue (group commit)', () => {
     expect(batches).toEqual([[0, 1], [2, 3, 4, 5], [6]]);
   });
 
-  it('starts the next batch before answering the requests of the one that finished', async () => {
-    const { queue, batches, releaseAll } = gatedQueue();
+  it.each([
+    { startNextFirst: true, order: ['batch of 2 sent', 'request 0 answered'] },
+    { startNextFirst: false, order: ['request 0 answered', 'batch of 2 sent'] },
+  ])('with startNextFirst $startNextFirst, orders the next batch’s first statement and the finished batch’s answers: $order', async ({ startNextFirst, order }) => {
+    const events: string[] = [];
+    const { queue, releaseAll } = gatedQueue({
+      startNextFirst,
+      // The batch's first statement leaves a step after the batch starts, as a query does.
+      onBatch: (size) => void Promise.resolve().then(() => events.push(`batch of ${size} sent`)),
+    });
     const first = queue.submit({ id: 0 });
     await nextTurn();
     const later = [queue.submit({ id: 1 }), queue.submit({ id: 2 })];
-    // What had started when the first request got its answer.
-    const startedByThen = first.then(() => batches.map((batch) => [...batch]));
+    const answered = first.then(() => events.push('request 0 answered'));
     await releaseAll();
-    expect(await startedByThen).toEqual([[0], [1, 2]]);
+    await answered;
+    expect(events.slice(1)).toEqual(order);
     expect(await Promise.all(later)).toEqual([10, 20]);
   });
 
