@@ -8,8 +8,13 @@ import { PGliteSingleSessionPool } from './pglite-pool.js';
 
 const INT8_OID = 20;
 
-/** One dedicated connection, for session-level locks and multi-statement scripts (migrations). */
+/** One dedicated connection, for session-level locks, multi-statement scripts (migrations) and hot statements. */
 export interface Session {
+  /**
+   * `prepared`: sent as a named statement, which each connection parses and plans once (as pgbench's
+   * `-M prepared`); for statements of fixed text only, since each distinct text keeps its name for the
+   * process's life. PGlite ignores it.
+   */
   query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { prepared?: boolean }): Promise<R[]>;
   script(sql: string): Promise<void>;
 }
@@ -84,6 +89,8 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
   };
 }
 
+// One name per statement text, the same on every connection: pg prepares it on a connection the first
+// time that connection sends it, and binds it after that.
 const preparedNames = new Map<string, string>();
 function preparedName(sql: string): string {
   let name = preparedNames.get(sql);
