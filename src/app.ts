@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
 import formbody from '@fastify/formbody';
-import helmet from '@fastify/helmet';
+import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -64,8 +64,11 @@ export async function buildApp({ config, database, redis, logger, clock = () => 
   app.decorate('auth', auth);
 
   registerErrorHandling(app);
-  // Before the access hook, whose 401 and 403 answers must carry the security headers too.
-  await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY }, hsts: config.isProduction });
+  // Before the access hook, whose 401 and 403 answers must carry the security headers too. Helmet's
+  // middleware is made once here: @fastify/helmet made it anew for every request, parsing the policy
+  // each time (BENCHMARKS.md).
+  const setSecurityHeaders = helmet({ contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY }, hsts: config.isProduction });
+  app.addHook('onRequest', (request, reply, done) => setSecurityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined)));
   registerAccessControl(app, auth);
   refuseUnstorableText(app);
   // Protected operations name both schemes in the document, so a token from Swagger UI's Authorize is

@@ -256,6 +256,27 @@ describe('hardening', () => {
       expectSecurityHeaders(await bank.anonymous.get('/users', bearer('a.b.c')));
       expectSecurityHeaders(await alice.get('/users'));
     });
+
+    it('sends Strict-Transport-Security in production only, on every answer, with the same policy for every request', async () => {
+      expect((await bank.anonymous.get('/health')).headers['strict-transport-security']).toBeUndefined();
+      const productionApp = await buildApp({ config: testConfig({ NODE_ENV: 'production' }), database: bank.database.handle, logger: false });
+      try {
+        const answers = [
+          await productionApp.inject({ method: 'GET', url: '/health' }),
+          await productionApp.inject({ method: 'GET', url: '/users' }),
+          await productionApp.inject({ method: 'GET', url: '/no-such-path' }),
+          await productionApp.inject({ method: 'GET', url: '/health' }),
+        ];
+        expect(answers.map((answer) => answer.statusCode)).toEqual([200, 401, 404, 200]);
+        for (const answer of answers) {
+          expectSecurityHeaders(answer);
+          expect(answer.headers['strict-transport-security']).toMatch(/^max-age=\d+; includeSubDomains$/);
+          expect(answer.headers['content-security-policy']).toBe(answers[0]!.headers['content-security-policy']);
+        }
+      } finally {
+        await productionApp.close();
+      }
+    });
   });
 
   describe('hostile input, property-based (never a 500; a refusal moves nothing)', () => {
