@@ -1,5 +1,6 @@
+import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { withPipelinedTransaction } from '../src/db/transaction.js';
+import { withAutocommit } from '../src/db/transaction.js';
 import type { Settled } from '../src/db/batch-queue.js';
 import type { Outcome } from '../src/http/idempotency.js';
 import { parseAmount } from '../src/money.js';
@@ -26,14 +27,14 @@ beforeAll(async () => {
 
 function request(from: Customer, to: { account: { account_number: string } }, amount: string, key?: string): TransferRequest {
   return {
-    actor: { id: from.user.id, role: 'customer', ip: '127.0.0.1', requestId: 'group-commit-test' },
+    actor: { id: from.user.id, role: 'customer', jti: decodeJwt(from.token!).jti!, ip: '127.0.0.1', requestId: 'group-commit-test' },
     input: { fromAccount: from.account.account_number, toAccount: to.account.account_number, amount: parseAmount(amount), description: null },
     idempotency: key ? { userId: from.user.id, endpoint: ENDPOINT, key, fingerprint: `${from.account.account_number}>${to.account.account_number}:${amount}` } : null,
   };
 }
 
 function batch(requests: TransferRequest[], settings: Partial<TestApp['config']> = {}): Promise<Settled<Outcome>[]> {
-  return withPipelinedTransaction(bank.database.handle, (tx) => transferBatch(tx, requests, { ...bank.config, ...settings }));
+  return withAutocommit(bank.database.handle, (session) => transferBatch(session, requests, { ...bank.config, ...settings }));
 }
 
 async function balanceOf(customer: Customer): Promise<string> {
@@ -141,6 +142,17 @@ describe('a batch of transfers (group commit)', () => {
     expect(await balanceOf(alice)).toBe('94.00');
     expect(await balanceOf(bob)).toBe('106.00');
     expect((await bank.admin.get('/reports/reconciliation')).data.ok).toBe(true);
+  });
+
+  it('checks each request’s access token in the batch: a revoked one is refused alone, before its key is claimed', async () => {
+    const alice = await bank.customer('100.00');
+    const bob = await bank.customer('100.00');
+    expect((await bob.post('/auth/logout')).statusCode).toBe(204);
+    const results = await batch([request(alice, bob, '1.00', 'k1'), request(bob, alice, '1.00', 'k2'), request(alice, bob, '2.00')]);
+    expect(results.map(codeOf)).toEqual(['201', 'unauthorized', '201']);
+    expect(await balanceOf(alice)).toBe('97.00');
+    const claimed = await bank.database.handle.db.selectFrom('idempotency_keys').select('key').where('user_id', '=', bob.user.id).execute();
+    expect(claimed).toEqual([]);
   });
 
   it('commits concurrent HTTP transfers together and answers each correctly (group commit under load)', async () => {

@@ -2,11 +2,12 @@
  * What a transfer costs inside PostgreSQL alone, next to what a TPC-B transaction costs there: both
  * run N times in one PL/pgSQL loop in one backend, each iteration its own transaction, so there is no
  * network, no client, no wait for the disk and no other session, only the statements' and the commits'
- * own work (and planning, as on the service's connections: since migration 0009 the batch functions
- * reuse generic plans instead of planning each call anew). The
- * transfer is the service's own SQL (transfer_batch_begin and transfer_batch_finish, migrations 0008-0012,
- * alone and in batches, with an idempotency key as the benchmark's load sends it) on a migrated scratch database with 200 funded
- * customers; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
+ * own work (and planning, as on the service's connections: the batch function reuses generic plans
+ * instead of planning each call anew). The transfer is the service's own statement (transfer_batch,
+ * migration 0014: the callers' tokens checked, keys claimed, accounts locked, checks, risk rules,
+ * postings, audit entries and stored answers, alone and in batches, with an idempotency key as the
+ * benchmark's load sends it) on a migrated scratch database with 200 funded customers, each with a
+ * live access token; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
  * bare transfer is the least a transfer can be (the issue's reference function: lock both rows,
  * check, two updates, three inserts) on tables that have nothing but primary keys.
  * Run alone: `npx tsx scripts/bench/in-database.ts [N]`.
@@ -16,11 +17,10 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { createScratchDatabase, dropScratchDatabase, PG_BIN, pgbenchArgs } from './lib.js';
 
-/** Milliseconds per transfer of a batch's statements and commit, and all three. */
+/** Milliseconds per transfer of a batch's statement and its commit, and both. */
 export interface TransferSplit {
   batchSize: number;
-  beginMs: number;
-  finishMs: number;
+  statementMs: number;
   /** The commit: the deferred balance checks and the commit's own work, without waiting for the disk. */
   commitMs: number;
   totalMs: number;
@@ -45,6 +45,8 @@ INSERT INTO users (name, email, password_hash, role)
 INSERT INTO accounts (account_number, user_id, type, currency, daily_limit)
   SELECT lpad(row_number() OVER (ORDER BY id)::text, 10, '0'), id, 'checking', 'USD', 10000000000 FROM users;
 INSERT INTO accounts (system_code, type, currency) VALUES ('cash', 'internal', 'USD');
+INSERT INTO sessions (user_id) SELECT id FROM users;
+INSERT INTO access_tokens (jti, session_id, user_id, expires_at) SELECT gen_random_uuid(), id, user_id, now() + interval '1 day' FROM sessions;
 DO $$
 DECLARE
   funding uuid := gen_random_uuid();
@@ -58,45 +60,44 @@ BEGIN
 END $$;`;
 
 // Batches of random transfers (a random sender, a random other receiver, as the HTTP load picks them;
-// a new key every time), each batch its own transaction: transfer_batch_begin, then
-// transfer_batch_finish with every transfer passing, then the commit. Times are per transfer.
+// a new key every time), each batch its own transaction: transfer_batch with every transfer passing,
+// then the commit. Times are per transfer.
 const TRANSFERS = (n: number, batchSize: number) => `
 DO $$
 DECLARE
-  owners uuid[]; senders text[]; receivers text[]; keys text[]; locked jsonb; items jsonb;
-  sender_number text; row record;
-  started timestamptz; began interval := '0'; finished interval := '0'; committed interval := '0';
+  owners uuid[]; jtis uuid[]; senders text[]; receivers text[]; keys text[]; ids uuid[];
+  sender_number text; answer record; refused integer := 0;
+  started timestamptz; ran interval := '0'; committed interval := '0';
   tag text := md5(random()::text);
 BEGIN
   FOR b IN 1 .. ${Math.ceil(n / batchSize)} LOOP
-    owners := '{}'; senders := '{}'; receivers := '{}'; keys := '{}'; locked := '{}';
+    owners := '{}'; jtis := '{}'; senders := '{}'; receivers := '{}'; keys := '{}'; ids := '{}';
     FOR j IN 1 .. ${batchSize} LOOP
       sender_number := lpad((1 + floor(random() * 200))::int::text, 10, '0');
       owners := owners || (SELECT user_id FROM accounts WHERE account_number = sender_number);
+      jtis := jtis || (SELECT t.jti FROM access_tokens t WHERE t.user_id = owners[j]);
       senders := senders || sender_number;
       receivers := receivers || lpad((1 + (sender_number::int + floor(random() * 199))::int % 200)::text, 10, '0');
       keys := keys || (tag || b || '-' || j);
+      ids := ids || gen_random_uuid();
     END LOOP;
     started := clock_timestamp();
-    FOR row IN SELECT * FROM transfer_batch_begin(owners, senders, receivers, keys,
-                 array_fill('POST /transactions/transfer'::text, ARRAY[${batchSize}]), array_fill('fingerprint'::text, ARRAY[${batchSize}]), 60, 100000) LOOP
-      locked := locked || jsonb_build_object(row.account_number, row.id);
+    FOR answer IN SELECT * FROM transfer_batch(ids, owners, array_fill('customer'::text, ARRAY[${batchSize}]), jtis, senders, receivers,
+        array_fill(1::bigint, ARRAY[${batchSize}]), array_fill(NULL::text, ARRAY[${batchSize}]), keys,
+        array_fill('POST /transactions/transfer'::text, ARRAY[${batchSize}]), array_fill('fingerprint'::text, ARRAY[${batchSize}]),
+        array_fill('127.0.0.1'::text, ARRAY[${batchSize}]), array_fill('bench'::text, ARRAY[${batchSize}]),
+        10000000000, 10000000000, 10000000000, 24, 100000, 60) LOOP
+      IF answer.http_status IS DISTINCT FROM 201 THEN refused := refused + 1; END IF;
     END LOOP;
-    began := began + (clock_timestamp() - started);
-    items := (SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'status', 'completed', 'review_reasons', '[]'::jsonb,
-                'sender', locked->>f, 'receiver', locked->>t, 'amount', '1', 'currency', 'USD', 'description', NULL, 'user', u,
-                'actor_role', 'customer', 'ip', '127.0.0.1', 'request_id', 'bench', 'audit_details', '{"amount": "0.01"}'::jsonb,
-                'key', k, 'endpoint', 'POST /transactions/transfer', 'answer', '{"status": "completed"}'::jsonb) ORDER BY o)
-                FROM unnest(owners, senders, receivers, keys) WITH ORDINALITY AS x(u, f, t, k, o));
-    started := clock_timestamp();
-    PERFORM count(*) FROM transfer_batch_finish(items, '[]');
-    finished := finished + (clock_timestamp() - started);
+    ran := ran + (clock_timestamp() - started);
     started := clock_timestamp();
     COMMIT;
     committed := committed + (clock_timestamp() - started);
   END LOOP;
-  RAISE NOTICE '%', json_build_object('begin', extract(epoch FROM began) * 1000 / ${n}, 'finish', extract(epoch FROM finished) * 1000 / ${n},
-    'commit', extract(epoch FROM committed) * 1000 / ${n});
+  IF refused > 0 THEN
+    RAISE EXCEPTION '% transfers refused', refused;
+  END IF;
+  RAISE NOTICE '%', json_build_object('statement', extract(epoch FROM ran) * 1000 / ${n}, 'commit', extract(epoch FROM committed) * 1000 / ${n});
 END $$;`;
 
 // pgbench's built-in TPC-B script, with its random choices.
@@ -199,8 +200,8 @@ export async function measureInDatabase(iterations = 3000): Promise<InDatabaseCo
       const round3 = (x: number) => Number(x.toFixed(3));
       const splits = BATCH_SIZES.map((batchSize): TransferSplit => {
         const runs = transfers.get(batchSize)!;
-        const [begin, finish, commit] = (['begin', 'finish', 'commit'] as const).map((part) => mean(runs.map((run) => run[part]!)));
-        return { batchSize, beginMs: round3(begin!), finishMs: round3(finish!), commitMs: round3(commit!), totalMs: round3(begin! + finish! + commit!) };
+        const [statement, commit] = (['statement', 'commit'] as const).map((part) => mean(runs.map((run) => run[part]!)));
+        return { batchSize, statementMs: round3(statement!), commitMs: round3(commit!), totalMs: round3(statement! + commit!) };
       });
       return { iterations, transfers: splits, bareTransferMs: round3(mean(bare)), tpcbMs: round3(mean(tpcb)) };
     } finally {

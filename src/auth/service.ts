@@ -31,11 +31,15 @@ export interface TokenResponse {
   user: UserView;
 }
 
-/** The authenticated caller as every request sees it: role and state re-read from the database each time. */
-export interface AuthenticatedUser {
+/** What a verified access token says of its holder: signature, expiry and claims checked, nothing looked up yet. */
+export interface TokenHolder {
   id: string;
   role: Role;
   jti: string;
+}
+
+/** The authenticated caller as every request sees it: role and state re-read from the database each time. */
+export interface AuthenticatedUser extends TokenHolder {
   sessionId: string;
 }
 
@@ -167,6 +171,17 @@ export class AuthService {
    * its session is alive, and the user is active, with its current role.
    */
   async authenticate(token: string): Promise<AuthenticatedUser> {
+    const holder = await this.verifyToken(token);
+    const active = await this.tokenLookups.submit(holder.jti);
+    if (!active || active.user_id !== holder.id || !active.is_active) throw new DomainError('unauthorized', UNAUTHORIZED);
+    return { id: active.user_id, role: active.role, jti: holder.jti, sessionId: active.session_id };
+  }
+
+  /**
+   * The token's signature, algorithm, expiry and claims, without the lookup: for a route whose own
+   * statement checks, with its work, what authenticate looks up (the transfer: transfer_batch).
+   */
+  async verifyToken(token: string): Promise<TokenHolder> {
     let claims;
     try {
       claims = await this.tokens.verifyAccessToken(token);
@@ -175,9 +190,7 @@ export class AuthService {
       throw error;
     }
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(claims.jti)) throw new DomainError('unauthorized', UNAUTHORIZED);
-    const active = await this.tokenLookups.submit(claims.jti);
-    if (!active || active.user_id !== claims.sub || !active.is_active) throw new DomainError('unauthorized', UNAUTHORIZED);
-    return { id: active.user_id, role: active.role, jti: claims.jti, sessionId: active.session_id };
+    return { id: claims.sub, role: claims.role, jti: claims.jti };
   }
 
   async me(userId: string): Promise<UserView> {

@@ -54,9 +54,6 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
     // A transaction left open by a crashed request must not hold its locks for ever.
     idle_in_transaction_session_timeout: 60_000,
     idleTimeoutMillis: 30_000,
-    // Queries issued together on one connection go out together instead of each waiting for the
-    // previous answer (withPipelinedTransaction). Kysely awaits each query, so nothing else changes.
-    pipeline: true,
     types: {
       // BIGINT is money: parse it to bigint, never to a float.
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>

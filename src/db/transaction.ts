@@ -46,58 +46,12 @@ async function retried<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A transaction driven statement by statement in SQL text, with fewer round trips (withPipelinedTransaction). */
-export interface PipelinedTransaction {
-  query<R>(text: string, params: readonly unknown[]): Promise<R[]>;
-  /**
-   * Runs the transaction's last statement and commits. COMMIT goes out right behind the statement;
-   * if the statement fails, PostgreSQL has aborted the transaction and answers that COMMIT by
-   * rolling back, and the statement's error is thrown.
-   */
-  commitWith<R>(text: string, params: readonly unknown[]): Promise<R[]>;
-}
-
 /**
- * Like withTransaction, for a transaction whose statements are known in order (the group commit of
- * transfers): on PostgreSQL the connection pipelines (pg's `pipeline` mode), so BEGIN travels with
- * the first statement and COMMIT with the last, two round trips fewer than BEGIN, ..., COMMIT each
- * awaited. Without pipelining (PGlite, or a pg that lacks it) the same calls queue on the session
- * in the same order: the behaviour is identical, only slower. If fn ends without commitWith, the
- * transaction is committed after it; if fn throws, it is rolled back.
+ * Runs fn on one connection outside any transaction block, so that each statement it sends is a
+ * database transaction of its own, committed when it ends: one round trip, no BEGIN, no COMMIT (the
+ * group commit of transfers sends one statement, transfer_batch). Run again on a serialization
+ * failure or deadlock, like withTransaction: a statement that failed left nothing behind.
  */
-export async function withPipelinedTransaction<T>(database: DatabaseHandle, fn: (tx: PipelinedTransaction) => Promise<T>): Promise<T> {
-  return retried(() => database.guard(() => database.withSession((session) => runPipelined(session, fn))));
-}
-
-async function runPipelined<T>(session: Session, fn: (tx: PipelinedTransaction) => Promise<T>): Promise<T> {
-  // BEGIN can fail only with the connection, and then so does every statement queued behind it.
-  const begun = session.query('BEGIN');
-  begun.catch(() => {});
-  let open = true;
-  const statement = async <R>(text: string, params: readonly unknown[]) => {
-    const [rows] = await Promise.all([session.query<R>(text, [...params], { prepared: true }), begun]);
-    return rows;
-  };
-  const tx: PipelinedTransaction = {
-    query: (text, params) => statement(text, params),
-    async commitWith<R>(text: string, params: readonly unknown[]) {
-      open = false;
-      const [result, committed] = await Promise.allSettled([statement<R>(text, params), session.query('COMMIT')]);
-      if (result.status === 'rejected') throw result.reason;
-      if (committed.status === 'rejected') throw committed.reason;
-      return result.value;
-    },
-  };
-  try {
-    const value = await fn(tx);
-    if (open) {
-      open = false;
-      await session.query('COMMIT');
-    }
-    return value;
-  } catch (error) {
-    // After a failed commitWith the transaction is over; otherwise end it before the session goes back.
-    if (open) await session.query('ROLLBACK').catch(() => {});
-    throw error;
-  }
+export async function withAutocommit<T>(database: DatabaseHandle, fn: (session: Session) => Promise<T>): Promise<T> {
+  return retried(() => database.guard(() => database.withSession(fn)));
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Actor } from '../audit/record.js';
-import type { AuthenticatedUser, AuthService } from '../auth/service.js';
+import type { AuthenticatedUser, AuthService, TokenHolder } from '../auth/service.js';
 import type { Role } from '../db/schema.js';
 import { DomainError } from './errors.js';
 
@@ -10,9 +10,18 @@ export type Access = 'public' | readonly Role[];
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    /**
+     * The route's own database statement checks what the access hook otherwise looks up before the
+     * request is read (the token issued and not revoked, its session alive, its user active with the
+     * role the token claims), in the same transaction as its work: the hook verifies the token's
+     * signature, expiry and claims and the claimed role against `access`, and sets `tokenHolder`, not
+     * `user`. Only the transfer does this (transfer_batch, migration 0014; docs/security.md).
+     */
+    tokenCheckedByStatement?: boolean;
   }
   interface FastifyRequest {
     user: AuthenticatedUser | null;
+    tokenHolder: TokenHolder | null;
   }
 }
 
@@ -28,16 +37,24 @@ const isPluginRoute = (url: string, method: string | string[]) => PLUGIN_ROUTE.t
 
 /** The authenticated caller; routes reach it only behind an access rule that requires a token. */
 export function callerOf(request: FastifyRequest): AuthenticatedUser {
-  if (!request.user) throw new Error(`route ${request.routeOptions.url} reads the caller but is public`);
+  if (!request.user) throw new Error(`route ${request.routeOptions.url} reads the caller but is public or checks the token in its statement`);
   return request.user;
 }
 
+/** The holder of a verified token, on a route whose statement checks the rest (tokenCheckedByStatement). */
+export function tokenHolderOf(request: FastifyRequest): TokenHolder {
+  if (!request.tokenHolder) throw new Error(`route ${request.routeOptions.url} reads the token holder but does not check the token in its statement`);
+  return request.tokenHolder;
+}
+
 export function actorOf(request: FastifyRequest): Actor {
-  return { id: request.user?.id ?? null, role: request.user?.role ?? null, ip: request.ip, requestId: request.id };
+  const caller = request.user ?? request.tokenHolder;
+  return { id: caller?.id ?? null, role: caller?.role ?? null, ip: request.ip, requestId: request.id };
 }
 
 export function registerAccessControl(app: FastifyInstance, auth: AuthService): void {
   app.decorateRequest('user', null);
+  app.decorateRequest('tokenHolder', null);
 
   app.addHook('onRoute', (route) => {
     const access = (route.config as { access?: Access } | undefined)?.access;
@@ -53,7 +70,19 @@ export function registerAccessControl(app: FastifyInstance, auth: AuthService): 
     const header = request.headers.authorization;
     const match = header ? /^Bearer ([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/.exec(header) : null;
     if (!match) throw new DomainError('unauthorized', 'A bearer access token is required');
-    request.user = await auth.authenticate(match[1]!);
+    const token = match[1]!;
+    const checkedByStatement = request.routeOptions.config.tokenCheckedByStatement === true;
+    if (checkedByStatement) {
+      const holder = await auth.verifyToken(token);
+      if (access.includes(holder.role)) {
+        request.tokenHolder = holder;
+        return;
+      }
+      // A claimed role that may not call the route is judged as on every route, by the lookup: 401
+      // for a token that is not active, 403 for a role that may not call, the database's role winning.
+    }
+    request.user = await auth.authenticate(token);
     if (!access.includes(request.user.role)) throw new DomainError('forbidden', 'Your role may not call this endpoint');
+    if (checkedByStatement) request.tokenHolder = request.user;
   });
 }

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import type { DatabaseHandle } from '../db/connection.js';
 import type { Db, Tx } from '../db/schema.js';
 import { sqlState, withTransaction } from '../db/transaction.js';
-import { callerOf } from './access.js';
+import { callerOf, tokenHolderOf } from './access.js';
 import { DomainError } from './errors.js';
 
 /** Kept at least this long (API.md: 24 hours), then purged. */
@@ -43,7 +43,8 @@ export interface IdempotencyScope {
 export function idempotencyScopeOf(request: FastifyRequest): IdempotencyScope | null {
   const key = request.headers['idempotency-key'];
   if (typeof key !== 'string') return null;
-  return { userId: callerOf(request).id, endpoint: `${request.method} ${request.routeOptions.url}`, key, fingerprint: fingerprintOf(request) };
+  const userId = request.routeOptions.config.tokenCheckedByStatement ? tokenHolderOf(request).id : callerOf(request).id;
+  return { userId, endpoint: `${request.method} ${request.routeOptions.url}`, key, fingerprint: fingerprintOf(request) };
 }
 
 /** What is stored under a key that an earlier request claimed. */

@@ -124,7 +124,7 @@ interface HeldChange {
 /**
  * Applies entries and a held-amount change to accounts the caller has locked, as one posting of
  * `ledger_post` (migration 0012), the one writer of balances, held amounts and journal entries (a
- * batch of transfers is many postings of it: transfer_batch_finish), in one round trip. The CHECK
+ * batch of transfers is many postings of it: transfer_batch), in one round trip. The CHECK
  * constraints refuse a customer balance or available balance below zero, whatever the callers checked.
  */
 async function applyToLedger(tx: Tx, transactionId: string, entries: Entry[], postedAt: Date | null, held?: HeldChange): Promise<void> {

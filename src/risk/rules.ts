@@ -1,38 +1,25 @@
 import type { Config } from '../config.js';
-import { amountThreshold } from './amount-threshold.js';
-import { newAccount } from './new-account.js';
-import { newPayee } from './new-payee.js';
-import { velocity } from './velocity.js';
 
-/** What a rule may look at: the transfer itself. */
-export interface TransferFacts {
-  amount: bigint;
-  senderOpenedAt: Date;
-  now: Date;
-}
-
-/** What a rule may look at: the sender's recent history, read under the sender's row lock. */
-export interface SenderHistory {
-  /** Transfers of the current UTC day, completed or pending review (they count against the daily limit). */
-  sentToday: bigint;
-  /** Whether the sender ever completed a transfer to this receiver. */
-  paidReceiverBefore: boolean;
-  /** Transfers sent (completed or pending) within the velocity window. */
-  recentTransfers: number;
-}
-
+/**
+ * The risk rules of API.md's configuration table hold a transfer for review: amount_threshold,
+ * new_payee, new_account and velocity, reported in that order. They are evaluated in the database, by
+ * `transfer_review_reasons` (migration 0014), inside the statement that checks and posts a batch of
+ * transfers, on the sender's history read under the sender's lock; a new rule is one more element of
+ * that function. This module is what the service passes them.
+ */
 export type RiskSettings = Pick<
   Config,
   'reviewThreshold' | 'riskNewPayeeAmount' | 'riskNewAccountAmount' | 'riskNewAccountHours' | 'riskVelocityCount' | 'riskVelocityMinutes'
 >;
 
-/** A rule returns its reason code when the transfer must wait for review, else null. Pure: no I/O. */
-export type RiskRule = (transfer: TransferFacts, history: SenderHistory, settings: RiskSettings) => string | null;
-
-/** Every rule the bank applies; a new rule is one file and one line here. */
-export const RULES: readonly RiskRule[] = [amountThreshold, newPayee, newAccount, velocity];
-
-/** The reasons a transfer must wait for review; empty when it may complete at once. */
-export function reviewReasons(transfer: TransferFacts, history: SenderHistory, settings: RiskSettings): string[] {
-  return RULES.map((rule) => rule(transfer, history, settings)).filter((reason): reason is string => reason !== null);
+/** The settings as transfer_batch takes them, after the requests: amounts as bigint text. */
+export function riskArguments(settings: RiskSettings): [string, string, string, number, number, number] {
+  return [
+    settings.reviewThreshold.toString(),
+    settings.riskNewPayeeAmount.toString(),
+    settings.riskNewAccountAmount.toString(),
+    settings.riskNewAccountHours,
+    settings.riskVelocityCount,
+    settings.riskVelocityMinutes,
+  ];
 }

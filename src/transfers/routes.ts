@@ -4,8 +4,8 @@ import { Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import { BatchQueue } from '../db/batch-queue.js';
-import { sqlState, withPipelinedTransaction, withTransaction } from '../db/transaction.js';
-import { actorOf, ANY_ROLE, callerOf, STAFF } from '../http/access.js';
+import { sqlState, withAutocommit, withTransaction } from '../db/transaction.js';
+import { actorOf, ANY_ROLE, callerOf, STAFF, tokenHolderOf } from '../http/access.js';
 import { IdempotencyHeaders, idempotencyScopeOf, runIdempotent, sendOutcome, type Outcome } from '../http/idempotency.js';
 import { databaseTrouble, DomainError } from '../http/errors.js';
 import { accountNumberField, amountField, errorResponses, IdParams } from '../http/schemas.js';
@@ -27,7 +27,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
   });
   // Group commit: the transfers that arrive while a batch is being committed are committed together.
   const transfers = new BatchQueue<TransferRequest, Outcome>({
-    run: (requests) => withPipelinedTransaction(database, (tx) => transferBatch(tx, requests, config)),
+    run: (requests) => withAutocommit(database, (session) => transferBatch(session, requests, config)),
     exclusiveKeyOf: ({ idempotency }) => (idempotency ? JSON.stringify([idempotency.userId, idempotency.endpoint, idempotency.key]) : null),
     // A lock wait that timed out may be one request's (a key in flight elsewhere, a busy account).
     mayBelongToOne: (error) => databaseTrouble(error) === undefined || sqlState(error) === '55P03',
@@ -43,11 +43,13 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
     {
       config: {
         access: ['customer'],
+        // transfer_batch checks the token's registration, session and user with the transfer itself.
+        tokenCheckedByStatement: true,
         rateLimit: {
           max: config.rateLimitTransfersPerMinute,
           timeWindow: 60_000,
-          // Per user: the access hook has authenticated the caller before this onRequest hook runs.
-          keyGenerator: (request) => `transfer:${request.user?.id ?? request.ip}`,
+          // Per user: the access hook has verified the caller's token before this onRequest hook runs.
+          keyGenerator: (request) => `transfer:${request.tokenHolder?.id ?? request.ip}`,
           errorResponseBuilder: (_request, context) =>
             new DomainError('rate_limited', `At most ${context.max} transfers a minute; retry in ${context.after}`, {
               retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),
@@ -79,14 +81,18 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
       },
     },
     async (request, reply) => {
-      const caller = callerOf(request);
+      const holder = tokenHolderOf(request);
       const input = {
         fromAccount: accountNumberField('from_account', request.body.from_account),
         toAccount: accountNumberField('to_account', request.body.to_account),
         amount: amountField('amount', request.body.amount),
         description: request.body.description ?? null,
       };
-      const outcome = await transfers.submit({ actor: { ...actorOf(request), id: caller.id }, input, idempotency: idempotencyScopeOf(request) });
+      const outcome = await transfers.submit({
+        actor: { ...actorOf(request), id: holder.id, role: holder.role, jti: holder.jti },
+        input,
+        idempotency: idempotencyScopeOf(request),
+      });
       return sendOutcome(reply, outcome);
     },
   );

@@ -280,6 +280,74 @@ describe('sessions', () => {
     });
   });
 
+  describe('a transfer, whose own statement checks the token (transfer_batch)', () => {
+    const transfer = (token: string, from: Customer, to: Customer, amount: string, headers: Record<string, string> = {}) =>
+      bank.anonymous.post('/transactions/transfer', { from_account: from.account.account_number, to_account: to.account.account_number, amount }, {
+        ...bearer(token),
+        ...headers,
+      });
+    const balanceOf = async (customer: Customer) => (await bank.admin.get(`/accounts/${customer.account.id}`)).data.balance;
+
+    it('refuses a logged-out token with 401, moves nothing, and leaves its Idempotency-Key unclaimed', async () => {
+      const alice = await bank.customer('50.00');
+      const bob = await bank.customer();
+      const pair = await login(alice.user.email, alice.password);
+      expect((await bank.anonymous.post('/auth/logout', undefined, bearer(pair.access_token))).statusCode).toBe(204);
+      refused(await transfer(pair.access_token, alice, bob, '10.00', { 'idempotency-key': 'after-logout' }));
+      expect(await balanceOf(alice)).toBe('50.00');
+      // The key was never claimed: the same request with a live token runs, once.
+      const fresh = await login(alice.user.email, alice.password);
+      for (let i = 0; i < 2; i++) expect((await transfer(fresh.access_token, alice, bob, '10.00', { 'idempotency-key': 'after-logout' })).statusCode).toBe(201);
+      expect(await balanceOf(alice)).toBe('40.00');
+    });
+
+    it('refuses the token of a disabled user, of a session ended by a password change, never issued, or presented under another sub', async () => {
+      const alice = await bank.customer('50.00');
+      const bob = await bank.customer('50.00');
+      const carol = await bank.customer('50.00');
+      const now = Math.floor(Date.now() / 1000);
+      const other = await login(carol.user.email, carol.password);
+      expect(
+        (await carol.post('/auth/change-password', { current_password: carol.password, new_password: 'carol-new-password' })).statusCode,
+      ).toBe(204);
+      const attempts: Array<[string, string, Customer]> = [
+        ['never issued', await sign({ sub: alice.user.id, role: 'customer', iat: now, exp: now + 600, jti: randomUUID() }), alice],
+        ['another sub', await sign({ ...decodeJwt(alice.token!), sub: bob.user.id }), bob],
+        ['ended by a password change', other.access_token, carol],
+      ];
+      for (const [name, token, from] of attempts) {
+        const answer = await transfer(token, from, alice === from ? bob : alice, '5.00');
+        expect(answer.statusCode, `${name}: ${answer.body}`).toBe(401);
+        refused(answer);
+      }
+      expect((await bank.admin.patch(`/users/${bob.user.id}`, { is_active: false })).statusCode).toBe(200);
+      refused(await transfer(bob.token!, bob, alice, '5.00'));
+      expect([await balanceOf(alice), await balanceOf(bob), await balanceOf(carol)]).toEqual(['50.00', '50.00', '50.00']);
+      // The live ones still work.
+      expect((await transfer(alice.token!, alice, carol, '5.00')).statusCode).toBe(201);
+    });
+
+    it('still answers 403 to a role that may not transfer, judged by the database, and 401 to an unknown token claiming one', async () => {
+      const alice = await bank.customer('50.00');
+      const bob = await bank.customer();
+      const admin = (await bank.admin.get('/auth/me')).data;
+      const now = Math.floor(Date.now() / 1000);
+      expectProblem(await transfer(bank.admin.token!, alice, bob, '1.00'), 403, 'forbidden');
+      refused(await transfer(await sign({ sub: admin.id, role: 'admin', iat: now, exp: now + 600, jti: randomUUID() }), alice, bob, '1.00'));
+      // A customer's real token re-signed with role admin is still a customer's, and transfers as one.
+      expect((await transfer(await sign({ ...decodeJwt(alice.token!), role: 'admin' }), alice, bob, '1.00')).statusCode).toBe(201);
+    });
+
+    it('reads the body of a revoked token before refusing it: a malformed one is 422, as for anyone, and changes nothing', async () => {
+      const alice = await bank.customer('50.00');
+      const pair = await login(alice.user.email, alice.password);
+      expect((await bank.anonymous.post('/auth/logout', undefined, bearer(pair.access_token))).statusCode).toBe(204);
+      const answer = await bank.anonymous.post('/transactions/transfer', { from_account: alice.account.account_number, amount: 'ten' }, bearer(pair.access_token));
+      expectProblem(answer, 422, 'validation_error');
+      expect(await balanceOf(alice)).toBe('50.00');
+    });
+  });
+
   it('leaked no password hash and no stack trace in any answer of this file', () => {
     expect(responses.length).toBeGreaterThan(50);
     for (const response of responses) expectNoLeak(response);

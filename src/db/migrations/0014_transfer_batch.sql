@@ -1,0 +1,300 @@
+-- A batch of transfers in one statement. Until now a batch was two (transfer_batch_begin, then the
+-- checks in TypeScript, then transfer_batch_finish), and so two round trips with the server's work
+-- between them, all of it on the batch's critical path while the accounts were locked. transfer_batch
+-- claims the keys, locks the accounts, reads the senders' history, checks every transfer in order
+-- against what the batch's earlier ones left (the balance, the daily limit, the risk rules), and
+-- records, posts, audits and answers those that pass: one call, sent on its own (its own implicit
+-- transaction: no BEGIN, no COMMIT), one round trip.
+--
+-- The risk rules move with the checks, into transfer_review_reasons below: they are read where the
+-- history they judge is read, under the same locks.
+--
+-- transfer_batch_begin and transfer_batch_finish (0008 to 0012) are no longer called, but stay until a
+-- later migration: instances of the previous release, still serving during a rolling upgrade, call them.
+--
+-- The caller's access token is checked here too. Every other route looks it up before it reads the
+-- request (src/http/access.ts: issued, not revoked, its session alive, its user active, with the
+-- role the token claims); for a transfer the server verifies the token's signature, expiry and claims
+-- and leaves that lookup to this statement, in the same transaction as the money it guards, instead
+-- of a statement and a round trip of its own before it (docs/security.md says what that changes).
+
+-- Money as the API writes it: 1250 -> '12.50', -5 -> '-0.05' (src/money.ts formatAmount).
+CREATE FUNCTION format_amount(p_units bigint) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN p_units < 0 THEN '-' ELSE '' END || (abs(p_units) / 100)::text || '.' || lpad((abs(p_units) % 100)::text, 2, '0')
+$$;
+
+-- The risk rules (API.md, configuration table), in the order their reasons are reported. A rule whose
+-- setting is 0 is off (REVIEW_THRESHOLD cannot be 0). The history is the sender's, read under its lock:
+-- whether it ever completed a transfer to this receiver, and how many transfers it sent (completed or
+-- pending review) within the velocity window. A new rule is one more element here.
+CREATE FUNCTION transfer_review_reasons(
+  p_amount bigint, p_sender_opened_at timestamptz, p_now timestamptz,
+  p_paid_receiver_before boolean, p_recent_transfers bigint,
+  p_review_threshold bigint, p_new_payee_amount bigint, p_new_account_amount bigint, p_new_account_hours integer,
+  p_velocity_count integer, p_velocity_minutes integer
+) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT array_remove(ARRAY[
+    CASE WHEN p_amount >= p_review_threshold THEN 'amount_threshold' END,
+    CASE WHEN p_new_payee_amount > 0 AND p_amount >= p_new_payee_amount AND NOT p_paid_receiver_before THEN 'new_payee' END,
+    CASE WHEN p_new_account_amount > 0 AND p_new_account_hours > 0 AND p_amount >= p_new_account_amount
+              AND p_now - p_sender_opened_at < make_interval(hours => p_new_account_hours) THEN 'new_account' END,
+    CASE WHEN p_velocity_count > 0 AND p_velocity_minutes > 0 AND p_recent_transfers >= p_velocity_count THEN 'velocity' END
+  ], NULL)
+$$;
+
+-- Request i of the batch is p_users[i] (role p_roles[i], by access token p_jtis[i]) moving p_amounts[i]
+-- from account number p_from[i] to p_to[i], with transaction id p_ids[i] and, when p_keys[i] is not
+-- null, that Idempotency-Key on p_endpoints[i] with request fingerprint p_fingerprints[i]. One row per
+-- request, in no particular order:
+--   a transfer that passed:  http_status 201, body its answer (the Transaction as JSON text);
+--   a repeated key:          http_status and body the stored answer, replayed true; or problem
+--                            'idempotency_key_reused' when the key was used with another request;
+--   a transfer refused:      problem (the API's error code) and detail, nothing of it written;
+--                            'unauthorized' first of all when its token is not active (as above).
+-- In this order, so that batches and single requests of other instances wait for each other instead
+-- of deadlocking: the keys are claimed in (user, key) order, then every account the other requests
+-- name is locked in id order, like every posting. The time of the batch (created_at, posted_at, the
+-- UTC day of the daily limit, the risk rules' now) is read once the locks are held, so that the
+-- entries of an account are stamped in the order they were posted.
+CREATE FUNCTION transfer_batch(
+  p_ids uuid[], p_users uuid[], p_roles text[], p_jtis uuid[], p_from text[], p_to text[], p_amounts bigint[], p_descriptions text[],
+  p_keys text[], p_endpoints text[], p_fingerprints text[], p_ips text[], p_request_ids text[],
+  p_review_threshold bigint, p_new_payee_amount bigint, p_new_account_amount bigint, p_new_account_hours integer,
+  p_velocity_count integer, p_velocity_minutes integer
+) RETURNS TABLE (ord integer, http_status integer, replayed boolean, body text, problem text, detail text)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+SET enable_mergejoin = off AS $$
+#variable_conflict use_column
+DECLARE
+  request_count integer := coalesce(cardinality(p_ids), 0);
+  -- Per request: whether it is answered already (replayed, or refused), and the slots of its accounts.
+  answered boolean[] := array_fill(false, ARRAY[request_count]);
+  sender_slot integer[] := array_fill(NULL::integer, ARRAY[request_count]);
+  receiver_slot integer[] := array_fill(NULL::integer, ARRAY[request_count]);
+  statuses text[] := array_fill(NULL::text, ARRAY[request_count]);
+  reasons text[] := array_fill(NULL::text, ARRAY[request_count]);
+  caller integer;
+  claim integer;
+  stored idempotency_keys;
+  account_numbers text[];
+  -- The locked accounts, in id order: a slot is an index into these.
+  acct_ids uuid[];
+  acct_numbers text[];
+  acct_users uuid[];
+  acct_currencies text[];
+  acct_statuses text[];
+  acct_opened timestamptz[];
+  acct_balances bigint[];
+  acct_helds bigint[];
+  acct_limits bigint[];
+  -- The senders' history, by slot, as the batch's earlier transfers leave it.
+  sent_today bigint[];
+  recent bigint[];
+  -- Pairs (sender id || receiver id) with a completed transfer before the batch or in it.
+  paid_pairs text[];
+  posted_at timestamptz(3);
+  today date;
+  s integer;
+  r integer;
+  amount bigint;
+  review text[];
+  -- What the batch writes: its transfers that passed, in order.
+  passed integer[] := '{}';
+  passed_ids uuid[] := '{}';
+  passed_count integer := 0;
+  held_accounts uuid[] := '{}';
+  held_deltas bigint[] := '{}';
+  entry_postings integer[] := '{}';
+  entry_accounts uuid[] := '{}';
+  entry_amounts bigint[] := '{}';
+  released integer[] := '{}';
+BEGIN
+  FOR caller IN SELECT k.i FROM generate_series(1, request_count) AS k(i)
+                 LEFT JOIN active_access_tokens(p_jtis) a ON a.jti = p_jtis[k.i]
+                WHERE a.jti IS NULL OR NOT a.is_active OR a.user_id <> p_users[k.i] OR a.role <> p_roles[k.i] LOOP
+    answered[caller] := true;
+    ord := caller; http_status := NULL; replayed := false; body := NULL;
+    problem := 'unauthorized'; detail := 'The access token is not valid';
+    RETURN NEXT;
+  END LOOP;
+
+  FOR claim IN SELECT k.i FROM generate_series(1, request_count) AS k(i) WHERE p_keys[k.i] IS NOT NULL AND NOT answered[k.i]
+                ORDER BY p_users[k.i], p_endpoints[k.i], p_keys[k.i] LOOP
+    stored := idempotency_claim(p_users[claim], p_endpoints[claim], p_keys[claim], p_fingerprints[claim]);
+    IF stored.key IS NOT NULL THEN
+      answered[claim] := true;
+      IF stored.fingerprint <> p_fingerprints[claim] THEN
+        ord := claim; http_status := NULL; replayed := false; body := NULL;
+        problem := 'idempotency_key_reused'; detail := 'This Idempotency-Key was used with a different request';
+      ELSIF stored.status_code IS NULL THEN
+        -- Claimed by an earlier request of this very batch (the server never batches one key twice).
+        ord := claim; http_status := NULL; replayed := false; body := NULL;
+        problem := 'idempotency_in_progress'; detail := 'A request with this Idempotency-Key is still being processed';
+      ELSE
+        ord := claim; http_status := stored.status_code; replayed := true; body := stored.response::text; problem := NULL; detail := NULL;
+      END IF;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+
+  SELECT coalesce(array_agg(DISTINCT n), '{}') INTO account_numbers
+    FROM generate_series(1, request_count) AS k(i), LATERAL (VALUES (p_from[k.i]), (p_to[k.i])) AS v(n)
+   WHERE NOT answered[k.i];
+
+  -- ORDER BY ... FOR UPDATE locks the rows in the order it returns them: id order.
+  SELECT coalesce(array_agg(a.id ORDER BY a.id), '{}'), array_agg(a.account_number ORDER BY a.id), array_agg(a.user_id ORDER BY a.id),
+         array_agg(a.currency ORDER BY a.id), array_agg(a.status ORDER BY a.id), array_agg(a.created_at ORDER BY a.id),
+         array_agg(a.balance ORDER BY a.id), array_agg(a.held ORDER BY a.id), array_agg(a.daily_limit ORDER BY a.id)
+    INTO acct_ids, acct_numbers, acct_users, acct_currencies, acct_statuses, acct_opened, acct_balances, acct_helds, acct_limits
+    FROM (SELECT * FROM accounts x WHERE x.account_number = ANY (account_numbers) ORDER BY x.id FOR UPDATE) a;
+  posted_at := clock_timestamp();
+  today := (posted_at AT TIME ZONE 'UTC')::date;
+
+  FOR i IN 1 .. request_count LOOP
+    CONTINUE WHEN answered[i];
+    s := array_position(acct_numbers, p_from[i]);
+    IF s IS NOT NULL AND acct_users[s] = p_users[i] THEN
+      sender_slot[i] := s;
+    END IF;
+    receiver_slot[i] := array_position(acct_numbers, p_to[i]);
+  END LOOP;
+
+  -- The senders' history, one index probe each (a sender's day in daily_outflows; its transfers in the
+  -- velocity window newest first, counted only up to the rule's threshold), and whether each pair of
+  -- the batch has a completed transfer already (one probe of the payee index per pair, stopping at the
+  -- first row). Every read is bounded by an account, a pair, a day or the threshold, never by the size
+  -- of the ledger.
+  SELECT array_agg(CASE WHEN k.slot = ANY (sender_slot) THEN
+                     coalesce((SELECT d.amount FROM daily_outflows d WHERE d.account_id = acct_ids[k.slot] AND d.day = today), 0)
+                   END ORDER BY k.slot),
+         array_agg(CASE WHEN k.slot = ANY (sender_slot) AND p_velocity_count > 0 AND p_velocity_minutes > 0 THEN
+                     (SELECT count(*) FROM (
+                        SELECT 1 FROM transactions t
+                         WHERE t.from_account_id = acct_ids[k.slot]
+                           AND t.created_at >= posted_at - make_interval(mins => p_velocity_minutes)
+                           AND t.type = 'transfer' AND t.status IN ('completed', 'pending_review')
+                         ORDER BY t.created_at DESC
+                         LIMIT p_velocity_count) w)
+                   ELSE 0 END ORDER BY k.slot)
+    INTO sent_today, recent
+    FROM generate_subscripts(acct_ids, 1) AS k(slot);
+
+  SELECT coalesce(array_agg(DISTINCT p.pair), '{}') INTO paid_pairs
+    FROM (SELECT sender_slot[k.i] AS s, receiver_slot[k.i] AS r, acct_ids[sender_slot[k.i]]::text || acct_ids[receiver_slot[k.i]]::text AS pair
+            FROM generate_series(1, request_count) AS k(i)
+           WHERE sender_slot[k.i] IS NOT NULL AND receiver_slot[k.i] IS NOT NULL) p
+   WHERE (SELECT true FROM transactions x
+           WHERE x.from_account_id = acct_ids[p.s] AND x.to_account_id = acct_ids[p.r]
+             AND x.type = 'transfer' AND x.status = 'completed'
+           LIMIT 1);
+
+  -- Each transfer in order, against the accounts as the earlier ones left them.
+  FOR i IN 1 .. request_count LOOP
+    CONTINUE WHEN answered[i];
+    s := sender_slot[i];
+    r := receiver_slot[i];
+    amount := p_amounts[i];
+    problem := NULL;
+    IF s IS NULL THEN
+      problem := 'account_not_found'; detail := format('No account %s of yours', p_from[i]);
+    ELSIF r IS NULL THEN
+      problem := 'account_not_found'; detail := format('No account %s', p_to[i]);
+    ELSIF acct_statuses[s] <> 'active' THEN
+      problem := 'account_not_active'; detail := format('Account %s is %s', acct_numbers[s], acct_statuses[s]);
+    ELSIF acct_statuses[r] <> 'active' THEN
+      problem := 'account_not_active'; detail := format('Account %s is %s', acct_numbers[r], acct_statuses[r]);
+    ELSIF acct_currencies[s] <> acct_currencies[r] THEN
+      problem := 'currency_mismatch'; detail := format('Cannot move %s into a %s account', acct_currencies[s], acct_currencies[r]);
+    ELSIF acct_balances[s] - acct_helds[s] < amount THEN
+      problem := 'insufficient_funds';
+      detail := format('Available %s, needed %s', format_amount(acct_balances[s] - acct_helds[s]), format_amount(amount));
+    ELSIF sent_today[s] + amount > acct_limits[s] THEN
+      problem := 'daily_limit_exceeded';
+      detail := format('Daily limit %s; already sent today %s', format_amount(acct_limits[s]), format_amount(sent_today[s]));
+    END IF;
+    IF problem IS NOT NULL THEN
+      answered[i] := true;
+      IF p_keys[i] IS NOT NULL THEN
+        released := released || i;
+      END IF;
+      ord := i; http_status := NULL; replayed := false; body := NULL;
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+
+    review := transfer_review_reasons(amount, acct_opened[s], posted_at,
+                (acct_ids[s]::text || acct_ids[r]::text) = ANY (paid_pairs), recent[s],
+                p_review_threshold, p_new_payee_amount, p_new_account_amount, p_new_account_hours,
+                p_velocity_count, p_velocity_minutes);
+    passed_count := passed_count + 1;
+    passed[passed_count] := i;
+    passed_ids[passed_count] := p_ids[i];
+    reasons[i] := array_to_string(review, ',');
+    IF cardinality(review) = 0 THEN
+      statuses[i] := 'completed';
+      acct_balances[s] := acct_balances[s] - amount;
+      acct_balances[r] := acct_balances[r] + amount;
+      paid_pairs := paid_pairs || (acct_ids[s]::text || acct_ids[r]::text);
+      held_accounts[passed_count] := NULL;
+      held_deltas[passed_count] := 0;
+      entry_postings := entry_postings || passed_count || passed_count;
+      entry_accounts := entry_accounts || acct_ids[s] || acct_ids[r];
+      entry_amounts := entry_amounts || -amount || amount;
+    ELSE
+      statuses[i] := 'pending_review';
+      acct_helds[s] := acct_helds[s] + amount;
+      held_accounts[passed_count] := acct_ids[s];
+      held_deltas[passed_count] := amount;
+    END IF;
+    sent_today[s] := sent_today[s] + amount;
+    recent[s] := recent[s] + 1;
+  END LOOP;
+
+  -- Every column of the key from the same side of the join, so that each row is found by the key
+  -- whatever the planner was told of the table's size.
+  IF cardinality(released) > 0 THEN
+    DELETE FROM idempotency_keys k
+     USING (SELECT p_users[x.i] AS user_id, p_endpoints[x.i] AS endpoint, p_keys[x.i] AS key FROM unnest(released) AS x(i)) r
+     WHERE k.user_id = r.user_id AND k.endpoint = r.endpoint AND k.key = r.key;
+  END IF;
+  IF passed_count = 0 THEN
+    RETURN;
+  END IF;
+
+  INSERT INTO transactions (id, type, status, amount, currency, from_account_id, to_account_id,
+                            description, created_by, review_reasons, created_at)
+  SELECT p_ids[x.i], 'transfer', statuses[x.i], p_amounts[x.i], acct_currencies[sender_slot[x.i]],
+         acct_ids[sender_slot[x.i]], acct_ids[receiver_slot[x.i]], p_descriptions[x.i], p_users[x.i],
+         string_to_array(reasons[x.i], ','), posted_at
+    FROM unnest(passed) WITH ORDINALITY AS x(i, n)
+   ORDER BY x.n;
+
+  PERFORM ledger_post(passed_ids, held_accounts, held_deltas, entry_postings, entry_accounts, entry_amounts, posted_at);
+
+  INSERT INTO audit_log (actor_id, actor_role, action, target_type, target_id, ip, request_id, details)
+  SELECT p_users[x.i], p_roles[x.i], 'transfer.created', 'transaction', p_ids[x.i]::text, p_ips[x.i], p_request_ids[x.i],
+         jsonb_build_object('from_account', p_from[x.i], 'to_account', p_to[x.i], 'amount', format_amount(p_amounts[x.i]),
+                            'currency', acct_currencies[sender_slot[x.i]], 'status', statuses[x.i])
+         || CASE WHEN reasons[x.i] = '' THEN '{}'::jsonb ELSE jsonb_build_object('review_reasons', string_to_array(reasons[x.i], ',')) END
+    FROM unnest(passed) WITH ORDINALITY AS x(i, n)
+   ORDER BY x.n;
+
+  RETURN QUERY
+  WITH answers AS (
+    SELECT x.i, p_users[x.i] AS user_id, p_endpoints[x.i] AS endpoint, p_keys[x.i] AS key, json_build_object(
+             'id', p_ids[x.i], 'transaction_id', p_ids[x.i], 'type', 'transfer', 'status', statuses[x.i],
+             'amount', format_amount(p_amounts[x.i]), 'currency', acct_currencies[sender_slot[x.i]],
+             'from_account', p_from[x.i], 'to_account', p_to[x.i], 'description', p_descriptions[x.i],
+             'created_by', p_users[x.i], 'created_at', to_char(posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             'review_reasons', string_to_array(reasons[x.i], ','), 'reviewed_by', NULL, 'reviewed_at', NULL,
+             'review_note', NULL, 'reverses', NULL, 'reversed_by', NULL)::text AS answer
+      FROM unnest(passed) AS x(i)
+  ), stored AS (
+    UPDATE idempotency_keys k
+       SET status_code = 201, response = a.answer::jsonb
+      FROM answers a
+     WHERE k.user_id = a.user_id AND k.endpoint = a.endpoint AND k.key = a.key
+  )
+  SELECT a.i, 201, false, a.answer, NULL::text, NULL::text FROM answers a;
+END $$;
