@@ -3,11 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testApp, type TestApp } from './helpers/app.js';
 
 /**
- * A transfer's first statement waits for two kinds of lock: the idempotency key another request with
- * the same key has claimed, and the accounts another transaction holds. Both waits end at the pool's
- * lock_timeout (5 s), and they mean different things to the client: a key still being processed is
- * 409 idempotency_in_progress (retry later for the stored answer); a busy account is 503 (nothing
- * happened, retry). A second session of our own holds each lock past the timeout.
+ * A transfer waits for two kinds of lock: the idempotency key that another request with the same key
+ * is writing (its answer, with its money, uncommitted), and the accounts another transaction holds.
+ * Both waits end at the pool's lock_timeout (5 s), and they mean different things to the client: a key
+ * still being processed is 409 idempotency_in_progress (retry later for the stored answer); a busy
+ * account is 503 (nothing happened, retry). A second session of our own holds each lock.
  */
 describe('lock waits of a transfer on PostgreSQL', () => {
   let bank: TestApp;
@@ -29,7 +29,7 @@ describe('lock waits of a transfer on PostgreSQL', () => {
     const endpoint = 'POST /transactions/transfer';
 
     await holder.query('BEGIN');
-    // As a first request with this key would have: claimed, not yet committed.
+    // As a first request with this key would have: written, not yet committed.
     await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint) VALUES ($1, $2, 'k-held', 'x')`, [alice.user.id, endpoint]);
     await holder.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [bob.account.id]);
     const [keyWait, accountWait] = await Promise.all([
@@ -47,5 +47,44 @@ describe('lock waits of a transfer on PostgreSQL', () => {
     const retried = await bob.post('/transactions/transfer', body(bob.account.account_number), { 'idempotency-key': 'k-bob' });
     expect(retried.statusCode).toBe(201);
     expect((await bank.admin.get(`/accounts/${alice.account.id}`)).data.balance).toBe('100.00');
+  });
+
+  it('replays the answer of a request with the same key that commits while the transfer waits on it, and runs the transfer when that one rolls back', async () => {
+    const alice = await bank.customer('100.00');
+    const carol = await bank.customer();
+    const body = { from_account: alice.account.account_number, to_account: carol.account.account_number, amount: '1.00' };
+    const first = await alice.post('/transactions/transfer', body, { 'idempotency-key': 'k-first' });
+    expect(first.statusCode).toBe(201);
+    const [stored] = (await holder.query(`SELECT user_id, endpoint, fingerprint, response FROM idempotency_keys WHERE key = 'k-first'`)).rows;
+    const race = async (key: string, end: 'COMMIT' | 'ROLLBACK') => {
+      await holder.query('BEGIN');
+      // Another instance's request with this key and body, its answer written with its money, not yet committed.
+      await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, status_code, response) VALUES ($1, $2, $3, $4, 201, $5)`, [
+        stored.user_id,
+        stored.endpoint,
+        key,
+        stored.fingerprint,
+        stored.response,
+      ]);
+      const answer = alice.post('/transactions/transfer', body, { 'idempotency-key': key });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await holder.query(end);
+      return answer;
+    };
+
+    // The transfer's statement waited on the key, found it committed, and ran again to replay it: no money moved.
+    const replayed = await race('k-commits', 'COMMIT');
+    expect(replayed.statusCode).toBe(201);
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    expect(replayed.data).toEqual(first.data);
+    expect((await bank.admin.get(`/accounts/${alice.account.id}`)).data.balance).toBe('99.00');
+
+    // The other request was refused (rolled back): this one moves the money and stores its own answer.
+    const ran = await race('k-rolls-back', 'ROLLBACK');
+    expect(ran.statusCode).toBe(201);
+    expect(ran.headers['idempotent-replayed']).toBeUndefined();
+    expect(ran.data.id).not.toBe(first.data.id);
+    expect((await bank.admin.get(`/accounts/${alice.account.id}`)).data.balance).toBe('98.00');
+    expect((await alice.post('/transactions/transfer', body, { 'idempotency-key': 'k-rolls-back' })).data).toEqual(ran.data);
   });
 });

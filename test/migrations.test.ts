@@ -87,21 +87,21 @@ describe(`migrations (${engine})`, () => {
     expect(await appliedVersions(database.handle)).toEqual(versions);
   });
 
-  it('0009 to 0012 run the batch functions, the ledger writer and the token lookup with generic plans and their rows found by key', async () => {
+  it('runs the transfer batch, the ledger writer and the token lookup with generic plans, rows found by key and no JIT (0009 to 0015)', async () => {
     const database = await createTestDatabase();
     cleanups.push(() => database.drop());
     const settings = await database.handle.withSession((session) =>
       session.query<{ proname: string; proconfig: string[] }>(
         `SELECT proname, proconfig FROM pg_proc
-          WHERE proname IN ('transfer_batch_begin', 'transfer_batch_finish', 'ledger_post', 'active_access_tokens') ORDER BY proname`,
+          WHERE proname IN ('transfer_batch', 'idempotency_record', 'ledger_post', 'active_access_tokens') ORDER BY proname`,
       ),
     );
     const byKey = ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off'];
     expect(settings).toEqual([
-      { proname: 'active_access_tokens', proconfig: byKey },
-      { proname: 'ledger_post', proconfig: byKey },
-      { proname: 'transfer_batch_begin', proconfig: byKey },
-      { proname: 'transfer_batch_finish', proconfig: byKey },
+      { proname: 'active_access_tokens', proconfig: [...byKey, 'jit=off'] },
+      { proname: 'idempotency_record', proconfig: ['jit=off'] },
+      { proname: 'ledger_post', proconfig: [...byKey, 'jit=off'] },
+      { proname: 'transfer_batch', proconfig: ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'enable_bitmapscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off', 'jit=off'] },
     ]);
   });
 

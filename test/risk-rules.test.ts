@@ -5,7 +5,7 @@ import { riskArguments, type RiskSettings } from '../src/risk/rules.js';
 import { createTestDatabase, engine, type TestDatabase } from './helpers/database.js';
 
 /**
- * The risk rules live in the database, in transfer_review_reasons (migration 0014), where transfer_batch
+ * The risk rules live in the database, in transfer_review_reasons (migration 0015), where transfer_batch
  * applies them to each transfer under the sender's lock. Here they are called alone, with made-up facts,
  * at the edges of every setting; test/risk.test.ts and test/group-commit.test.ts see them through
  * transfers.

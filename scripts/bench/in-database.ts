@@ -4,7 +4,7 @@
  * network, no client, no wait for the disk and no other session, only the statements' and the commits'
  * own work (and planning, as on the service's connections: the batch function reuses generic plans
  * instead of planning each call anew). The transfer is the service's own statement (transfer_batch,
- * migration 0014: the callers' tokens checked, keys claimed, accounts locked, checks, risk rules,
+ * migration 0015: the callers' tokens checked, keys claimed, accounts locked, checks, risk rules,
  * postings, audit entries and stored answers, alone and in batches, with an idempotency key as the
  * benchmark's load sends it) on a migrated scratch database with 200 funded customers, each with a
  * live access token; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
@@ -65,13 +65,13 @@ END $$;`;
 const TRANSFERS = (n: number, batchSize: number) => `
 DO $$
 DECLARE
-  owners uuid[]; jtis uuid[]; senders text[]; receivers text[]; keys text[]; ids uuid[];
+  owners uuid[]; jtis uuid[]; senders text[]; receivers text[]; keys text[];
   sender_number text; answer record; refused integer := 0;
   started timestamptz; ran interval := '0'; committed interval := '0';
   tag text := md5(random()::text);
 BEGIN
   FOR b IN 1 .. ${Math.ceil(n / batchSize)} LOOP
-    owners := '{}'; jtis := '{}'; senders := '{}'; receivers := '{}'; keys := '{}'; ids := '{}';
+    owners := '{}'; jtis := '{}'; senders := '{}'; receivers := '{}'; keys := '{}';
     FOR j IN 1 .. ${batchSize} LOOP
       sender_number := lpad((1 + floor(random() * 200))::int::text, 10, '0');
       owners := owners || (SELECT user_id FROM accounts WHERE account_number = sender_number);
@@ -79,10 +79,9 @@ BEGIN
       senders := senders || sender_number;
       receivers := receivers || lpad((1 + (sender_number::int + floor(random() * 199))::int % 200)::text, 10, '0');
       keys := keys || (tag || b || '-' || j);
-      ids := ids || gen_random_uuid();
     END LOOP;
     started := clock_timestamp();
-    FOR answer IN SELECT * FROM transfer_batch(ids, owners, array_fill('customer'::text, ARRAY[${batchSize}]), jtis, senders, receivers,
+    FOR answer IN SELECT * FROM transfer_batch(owners, array_fill('customer'::text, ARRAY[${batchSize}]), jtis, senders, receivers,
         array_fill(1::bigint, ARRAY[${batchSize}]), array_fill(NULL::text, ARRAY[${batchSize}]), keys,
         array_fill('POST /transactions/transfer'::text, ARRAY[${batchSize}]), array_fill('fingerprint'::text, ARRAY[${batchSize}]),
         array_fill('127.0.0.1'::text, ARRAY[${batchSize}]), array_fill('bench'::text, ARRAY[${batchSize}]),

@@ -70,12 +70,13 @@ export function replayOf(stored: StoredAnswer, scope: IdempotencyScope): Outcome
 }
 
 /**
- * A claim that timed out waiting for a concurrent claim of the same key (lock_timeout, 55P03) is a
- * request still in progress. Other lock timeouts (on an account, say) are not.
+ * A claim or a stored answer that timed out waiting for a concurrent request's write of the same key
+ * (lock_timeout, 55P03: idempotency_claim, or idempotency_record for transfers) is a request still in
+ * progress. Other lock timeouts (on an account, say) are not.
  */
 export function asInProgress(error: unknown): unknown {
   const where = (error as { where?: unknown } | null)?.where;
-  return sqlState(error) === '55P03' && typeof where === 'string' && where.includes('idempotency_claim')
+  return sqlState(error) === '55P03' && typeof where === 'string' && /idempotency_(claim|record)/.test(where)
     ? new DomainError('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed')
     : error;
 }

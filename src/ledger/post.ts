@@ -1,21 +1,8 @@
 import { sql } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
 import type { AccountRow, SystemAccount, TransactionRow, TransactionType, Tx } from '../db/schema.js';
 import { sqlState } from '../db/transaction.js';
 import { DomainError } from '../http/errors.js';
 import { formatAmount } from '../money.js';
-
-/**
- * A new transaction's id: time-ordered (UUIDv7), so that consecutive transactions' ids sort together and
- * the indexes keyed by them (transactions' primary key, the journal's and the audit log's by
- * transaction) are appended to at one end instead of at a random page of a large index: on a
- * 1,000,000-entry ledger the 32-connection load ran at 0.86 to 0.89 of the empty ledger's rate with
- * random ids, 0.93 with these (BENCHMARKS.md). A distributed SQL engine would instead want random ids
- * or a hash-sharded key (docs/scaling.md).
- */
-export function newTransactionId(): string {
-  return uuidv7();
-}
 
 export interface Entry {
   accountId: string;
@@ -86,7 +73,6 @@ function insertCompletedTransaction(tx: Tx, posting: Omit<Posting, 'entries'>) {
   return tx
     .insertInto('transactions')
     .values({
-      id: newTransactionId(),
       type: posting.type,
       status: 'completed',
       amount: posting.amount,

@@ -6,7 +6,7 @@ import type { Session } from '../db/connection.js';
 import type { Db, TransactionStatus, TransactionType } from '../db/schema.js';
 import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
 import { DomainError, validationError, type ErrorCode } from '../http/errors.js';
-import { asInsufficientFunds, newTransactionId } from '../ledger/post.js';
+import { asInsufficientFunds } from '../ledger/post.js';
 import { asInProgress, type IdempotencyScope, type Outcome } from '../http/idempotency.js';
 import { riskArguments, type RiskSettings } from '../risk/rules.js';
 import { selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
@@ -25,7 +25,7 @@ export interface TransferRequest {
   idempotency: IdempotencyScope | null;
 }
 
-/** A row of `transfer_batch` (migration 0014): what became of one request of the batch. */
+/** A row of `transfer_batch` (migration 0015): what became of one request of the batch. */
 interface TransferBatchRow {
   ord: number;
   http_status: number | null;
@@ -36,12 +36,12 @@ interface TransferBatchRow {
   detail: string | null;
 }
 
-const TRANSFER_BATCH = `SELECT * FROM transfer_batch($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::bigint[],
-  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14, $15, $16, $17, $18, $19)`;
+const TRANSFER_BATCH = `SELECT * FROM transfer_batch($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13, $14, $15, $16, $17, $18)`;
 
 /**
  * Moves money between customer accounts: a batch of transfers (group commit: src/db/batch-queue.ts)
- * in one statement, `transfer_batch` (migration 0014), which is its own database transaction. It checks
+ * in one statement, `transfer_batch` (migration 0015), which is its own database transaction. It checks
  * each caller's access token (issued, not revoked, its session and user active: the lookup the access
  * hook makes for other routes), claims
  * the idempotency keys, locks every account involved in id order, reads the senders' history under
@@ -64,7 +64,6 @@ export async function transferBatch(session: Session, requests: readonly Transfe
     rows = await session.query<TransferBatchRow>(
       TRANSFER_BATCH,
       [
-        sent.map(() => newTransactionId()),
         column((r) => r.actor.id),
         column((r) => r.actor.role),
         column((r) => r.actor.jti),

@@ -1,10 +1,18 @@
 -- A batch of transfers in one statement. Until now a batch was two (transfer_batch_begin, then the
 -- checks in TypeScript, then transfer_batch_finish), and so two round trips with the server's work
 -- between them, all of it on the batch's critical path while the accounts were locked. transfer_batch
--- claims the keys, locks the accounts, reads the senders' history, checks every transfer in order
--- against what the batch's earlier ones left (the balance, the daily limit, the risk rules), and
--- records, posts, audits and answers those that pass: one call, sent on its own (its own implicit
--- transaction: no BEGIN, no COMMIT), one round trip.
+-- reads the keys' stored answers, locks the accounts, reads the senders' history, checks every
+-- transfer in order against what the batch's earlier ones left (the balance, the daily limit, the risk
+-- rules), and records, posts, audits and answers those that pass, storing each answer under its key:
+-- one call, sent on its own (its own implicit transaction: no BEGIN, no COMMIT), one round trip.
+--
+-- A key is no longer claimed before the work (a row inserted, then updated with the answer; released
+-- when the transfer is refused) but written once, with its answer, at the end (idempotency_record).
+-- A concurrent request with the same key (another instance's; one instance never batches one key
+-- twice nor runs it twice at once) that has not committed makes that write wait until it ends; if it
+-- committed, this statement fails as a serialization failure (40001), the service runs it again, and
+-- the second run finds that request's answer and replays it. Money moves once either way: the loser's
+-- work is rolled back with its statement. A refused transfer writes nothing, so it has nothing to release.
 --
 -- The risk rules move with the checks, into transfer_review_reasons below: they are read where the
 -- history they judge is read, under the same locks.
@@ -17,6 +25,16 @@
 -- role the token claims); for a transfer the server verifies the token's signature, expiry and claims
 -- and leaves that lookup to this statement, in the same transaction as the money it guards, instead
 -- of a statement and a round trip of its own before it (docs/security.md says what that changes).
+
+-- No statement of a transfer is compiled to machine code. PostgreSQL compiles (JIT) any statement whose
+-- plan's estimated cost passes jit_above_cost (100,000), at every execution: 10 to 20 ms a time,
+-- against a statement's fraction of a millisecond. A cached plan's cost grows with the tables it was
+-- planned over (the senders' history read, planned for a thousand rows of unknown arrays, passed it once
+-- `transactions` held some tens of thousands of rows), and a connection opened later in a server's
+-- life then compiled on every batch: transfers ran 5 to 10 times slower, on some connections only
+-- (BENCHMARKS.md). `jit = off` in each function's SET clauses holds for everything it runs.
+ALTER FUNCTION ledger_post(uuid[], uuid[], bigint[], integer[], uuid[], bigint[], timestamptz) SET jit = off;
+ALTER FUNCTION active_access_tokens(uuid[]) SET jit = off;
 
 -- Money as the API writes it: 1250 -> '12.50', -5 -> '-0.05' (src/money.ts formatAmount).
 CREATE FUNCTION format_amount(p_units bigint) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -42,32 +60,54 @@ CREATE FUNCTION transfer_review_reasons(
   ], NULL)
 $$;
 
+-- Stores the answers of requests that carried an Idempotency-Key, in the transaction of the work they
+-- answer, in (user, endpoint, key) order. A key that a concurrent transaction is writing makes this
+-- wait until it ends (lock_timeout bounds the wait: the service answers 409 idempotency_in_progress);
+-- a key that is already stored means a request with it committed after this transaction's snapshot
+-- read the keys, and the transaction must run again to replay it: serialization_failure (40001).
+CREATE FUNCTION idempotency_record(p_users uuid[], p_endpoints text[], p_keys text[], p_fingerprints text[], p_status integer, p_responses jsonb[])
+RETURNS void LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+  stored_count integer;
+BEGIN
+  INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, status_code, response)
+  SELECT k.user_id, k.endpoint, k.key, k.fingerprint, p_status, k.response
+    FROM unnest(p_users, p_endpoints, p_keys, p_fingerprints, p_responses) AS k(user_id, endpoint, key, fingerprint, response)
+   ORDER BY k.user_id, k.endpoint, k.key
+  ON CONFLICT (user_id, endpoint, key) DO NOTHING;
+  GET DIAGNOSTICS stored_count = ROW_COUNT;
+  IF stored_count < cardinality(p_keys) THEN
+    RAISE EXCEPTION 'an Idempotency-Key of this transaction was stored by a concurrent one' USING ERRCODE = 'serialization_failure';
+  END IF;
+END $$;
+
 -- Request i of the batch is p_users[i] (role p_roles[i], by access token p_jtis[i]) moving p_amounts[i]
--- from account number p_from[i] to p_to[i], with transaction id p_ids[i] and, when p_keys[i] is not
--- null, that Idempotency-Key on p_endpoints[i] with request fingerprint p_fingerprints[i]. One row per
--- request, in no particular order:
+-- from account number p_from[i] to p_to[i] with description p_descriptions[i] and, when p_keys[i] is
+-- not null, that Idempotency-Key on p_endpoints[i] with request fingerprint p_fingerprints[i]. One row
+-- per request, in no particular order:
 --   a transfer that passed:  http_status 201, body its answer (the Transaction as JSON text);
 --   a repeated key:          http_status and body the stored answer, replayed true; or problem
---                            'idempotency_key_reused' when the key was used with another request;
+--                            'idempotency_key_reused' when the key was used with another request,
+--                            'idempotency_in_progress' when an earlier request of the batch has it;
 --   a transfer refused:      problem (the API's error code) and detail, nothing of it written;
 --                            'unauthorized' first of all when its token is not active (as above).
 -- In this order, so that batches and single requests of other instances wait for each other instead
--- of deadlocking: the keys are claimed in (user, key) order, then every account the other requests
--- name is locked in id order, like every posting. The time of the batch (created_at, posted_at, the
+-- of deadlocking: every account the requests name is locked in id order, like every posting, and the
+-- keys are written last, in (user, endpoint, key) order. The time of the batch (created_at, posted_at, the
 -- UTC day of the daily limit, the risk rules' now) is read once the locks are held, so that the
 -- entries of an account are stamped in the order they were posted.
 CREATE FUNCTION transfer_batch(
-  p_ids uuid[], p_users uuid[], p_roles text[], p_jtis uuid[], p_from text[], p_to text[], p_amounts bigint[], p_descriptions text[],
+  p_users uuid[], p_roles text[], p_jtis uuid[], p_from text[], p_to text[], p_amounts bigint[], p_descriptions text[],
   p_keys text[], p_endpoints text[], p_fingerprints text[], p_ips text[], p_request_ids text[],
   p_review_threshold bigint, p_new_payee_amount bigint, p_new_account_amount bigint, p_new_account_hours integer,
   p_velocity_count integer, p_velocity_minutes integer
 ) RETURNS TABLE (ord integer, http_status integer, replayed boolean, body text, problem text, detail text)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
-SET enable_mergejoin = off AS $$
+SET enable_mergejoin = off SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
-  request_count integer := coalesce(cardinality(p_ids), 0);
+  request_count integer := coalesce(cardinality(p_users), 0);
   -- Per request: whether it is answered already (replayed, or refused), and the slots of its accounts.
   answered boolean[] := array_fill(false, ARRAY[request_count]);
   sender_slot integer[] := array_fill(NULL::integer, ARRAY[request_count]);
@@ -75,8 +115,9 @@ DECLARE
   statuses text[] := array_fill(NULL::text, ARRAY[request_count]);
   reasons text[] := array_fill(NULL::text, ARRAY[request_count]);
   caller integer;
-  claim integer;
-  stored idempotency_keys;
+  stored record;
+  -- user, endpoint and key of the batch's keyed requests checked so far, to find a key used twice.
+  seen_keys text[] := '{}';
   account_numbers text[];
   -- The locked accounts, in id order: a slot is an index into these.
   acct_ids uuid[];
@@ -108,7 +149,8 @@ DECLARE
   entry_postings integer[] := '{}';
   entry_accounts uuid[] := '{}';
   entry_amounts bigint[] := '{}';
-  released integer[] := '{}';
+  answers text[];
+  keyed integer[];
 BEGIN
   FOR caller IN SELECT k.i FROM generate_series(1, request_count) AS k(i)
                  LEFT JOIN active_access_tokens(p_jtis) a ON a.jti = p_jtis[k.i]
@@ -119,23 +161,26 @@ BEGIN
     RETURN NEXT;
   END LOOP;
 
-  FOR claim IN SELECT k.i FROM generate_series(1, request_count) AS k(i) WHERE p_keys[k.i] IS NOT NULL AND NOT answered[k.i]
-                ORDER BY p_users[k.i], p_endpoints[k.i], p_keys[k.i] LOOP
-    stored := idempotency_claim(p_users[claim], p_endpoints[claim], p_keys[claim], p_fingerprints[claim]);
-    IF stored.key IS NOT NULL THEN
-      answered[claim] := true;
-      IF stored.fingerprint <> p_fingerprints[claim] THEN
-        ord := claim; http_status := NULL; replayed := false; body := NULL;
-        problem := 'idempotency_key_reused'; detail := 'This Idempotency-Key was used with a different request';
-      ELSIF stored.status_code IS NULL THEN
-        -- Claimed by an earlier request of this very batch (the server never batches one key twice).
-        ord := claim; http_status := NULL; replayed := false; body := NULL;
-        problem := 'idempotency_in_progress'; detail := 'A request with this Idempotency-Key is still being processed';
-      ELSE
-        ord := claim; http_status := stored.status_code; replayed := true; body := stored.response::text; problem := NULL; detail := NULL;
-      END IF;
-      RETURN NEXT;
+  -- Keys that earlier requests used: their answers are replayed, or refused with another request. One
+  -- probe of the key per request (LATERAL ... LIMIT 1: never a join the planner could turn around into
+  -- a walk over the table, which a plan made while the table was small would keep doing as it grows).
+  FOR stored IN SELECT k.i AS request, s.fingerprint, s.status_code, s.response
+                  FROM generate_series(1, request_count) AS k(i)
+                 CROSS JOIN LATERAL (SELECT x.fingerprint, x.status_code, x.response FROM idempotency_keys x
+                                      WHERE x.user_id = p_users[k.i] AND x.endpoint = p_endpoints[k.i] AND x.key = p_keys[k.i]
+                                      LIMIT 1) s
+                 WHERE p_keys[k.i] IS NOT NULL AND NOT answered[k.i] LOOP
+    answered[stored.request] := true;
+    ord := stored.request; http_status := NULL; replayed := false; body := NULL; problem := NULL; detail := NULL;
+    IF stored.fingerprint <> p_fingerprints[stored.request] THEN
+      problem := 'idempotency_key_reused'; detail := 'This Idempotency-Key was used with a different request';
+    ELSIF stored.status_code IS NULL THEN
+      -- Never committed so (a claim is answered in its own transaction); not replayed empty.
+      problem := 'idempotency_in_progress'; detail := 'A request with this Idempotency-Key is still being processed';
+    ELSE
+      http_status := stored.status_code; replayed := true; body := stored.response::text;
     END IF;
+    RETURN NEXT;
   END LOOP;
 
   SELECT coalesce(array_agg(DISTINCT n), '{}') INTO account_numbers
@@ -196,7 +241,15 @@ BEGIN
     r := receiver_slot[i];
     amount := p_amounts[i];
     problem := NULL;
-    IF s IS NULL THEN
+    IF p_keys[i] IS NOT NULL THEN
+      IF (p_users[i]::text || ' ' || p_endpoints[i] || ' ' || p_keys[i]) = ANY (seen_keys) THEN
+        problem := 'idempotency_in_progress'; detail := 'A request with this Idempotency-Key is still being processed';
+      END IF;
+      seen_keys := seen_keys || (p_users[i]::text || ' ' || p_endpoints[i] || ' ' || p_keys[i]);
+    END IF;
+    IF problem IS NOT NULL THEN
+      NULL;
+    ELSIF s IS NULL THEN
       problem := 'account_not_found'; detail := format('No account %s of yours', p_from[i]);
     ELSIF r IS NULL THEN
       problem := 'account_not_found'; detail := format('No account %s', p_to[i]);
@@ -215,9 +268,6 @@ BEGIN
     END IF;
     IF problem IS NOT NULL THEN
       answered[i] := true;
-      IF p_keys[i] IS NOT NULL THEN
-        released := released || i;
-      END IF;
       ord := i; http_status := NULL; replayed := false; body := NULL;
       RETURN NEXT;
       CONTINUE;
@@ -229,7 +279,7 @@ BEGIN
                 p_velocity_count, p_velocity_minutes);
     passed_count := passed_count + 1;
     passed[passed_count] := i;
-    passed_ids[passed_count] := p_ids[i];
+    passed_ids[passed_count] := uuid_v7();
     reasons[i] := array_to_string(review, ',');
     IF cardinality(review) = 0 THEN
       statuses[i] := 'completed';
@@ -251,20 +301,13 @@ BEGIN
     recent[s] := recent[s] + 1;
   END LOOP;
 
-  -- Every column of the key from the same side of the join, so that each row is found by the key
-  -- whatever the planner was told of the table's size.
-  IF cardinality(released) > 0 THEN
-    DELETE FROM idempotency_keys k
-     USING (SELECT p_users[x.i] AS user_id, p_endpoints[x.i] AS endpoint, p_keys[x.i] AS key FROM unnest(released) AS x(i)) r
-     WHERE k.user_id = r.user_id AND k.endpoint = r.endpoint AND k.key = r.key;
-  END IF;
   IF passed_count = 0 THEN
     RETURN;
   END IF;
 
   INSERT INTO transactions (id, type, status, amount, currency, from_account_id, to_account_id,
                             description, created_by, review_reasons, created_at)
-  SELECT p_ids[x.i], 'transfer', statuses[x.i], p_amounts[x.i], acct_currencies[sender_slot[x.i]],
+  SELECT passed_ids[x.n], 'transfer', statuses[x.i], p_amounts[x.i], acct_currencies[sender_slot[x.i]],
          acct_ids[sender_slot[x.i]], acct_ids[receiver_slot[x.i]], p_descriptions[x.i], p_users[x.i],
          string_to_array(reasons[x.i], ','), posted_at
     FROM unnest(passed) WITH ORDINALITY AS x(i, n)
@@ -273,28 +316,33 @@ BEGIN
   PERFORM ledger_post(passed_ids, held_accounts, held_deltas, entry_postings, entry_accounts, entry_amounts, posted_at);
 
   INSERT INTO audit_log (actor_id, actor_role, action, target_type, target_id, ip, request_id, details)
-  SELECT p_users[x.i], p_roles[x.i], 'transfer.created', 'transaction', p_ids[x.i]::text, p_ips[x.i], p_request_ids[x.i],
+  SELECT p_users[x.i], p_roles[x.i], 'transfer.created', 'transaction', passed_ids[x.n]::text, p_ips[x.i], p_request_ids[x.i],
          jsonb_build_object('from_account', p_from[x.i], 'to_account', p_to[x.i], 'amount', format_amount(p_amounts[x.i]),
                             'currency', acct_currencies[sender_slot[x.i]], 'status', statuses[x.i])
          || CASE WHEN reasons[x.i] = '' THEN '{}'::jsonb ELSE jsonb_build_object('review_reasons', string_to_array(reasons[x.i], ',')) END
     FROM unnest(passed) WITH ORDINALITY AS x(i, n)
    ORDER BY x.n;
 
-  RETURN QUERY
-  WITH answers AS (
-    SELECT x.i, p_users[x.i] AS user_id, p_endpoints[x.i] AS endpoint, p_keys[x.i] AS key, json_build_object(
-             'id', p_ids[x.i], 'transaction_id', p_ids[x.i], 'type', 'transfer', 'status', statuses[x.i],
-             'amount', format_amount(p_amounts[x.i]), 'currency', acct_currencies[sender_slot[x.i]],
-             'from_account', p_from[x.i], 'to_account', p_to[x.i], 'description', p_descriptions[x.i],
-             'created_by', p_users[x.i], 'created_at', to_char(posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-             'review_reasons', string_to_array(reasons[x.i], ','), 'reviewed_by', NULL, 'reviewed_at', NULL,
-             'review_note', NULL, 'reverses', NULL, 'reversed_by', NULL)::text AS answer
-      FROM unnest(passed) AS x(i)
-  ), stored AS (
-    UPDATE idempotency_keys k
-       SET status_code = 201, response = a.answer::jsonb
-      FROM answers a
-     WHERE k.user_id = a.user_id AND k.endpoint = a.endpoint AND k.key = a.key
-  )
-  SELECT a.i, 201, false, a.answer, NULL::text, NULL::text FROM answers a;
+  SELECT array_agg(json_build_object(
+           'id', passed_ids[x.n], 'transaction_id', passed_ids[x.n], 'type', 'transfer', 'status', statuses[x.i],
+           'amount', format_amount(p_amounts[x.i]), 'currency', acct_currencies[sender_slot[x.i]],
+           'from_account', p_from[x.i], 'to_account', p_to[x.i], 'description', p_descriptions[x.i],
+           'created_by', p_users[x.i], 'created_at', to_char(posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'review_reasons', string_to_array(reasons[x.i], ','), 'reviewed_by', NULL, 'reviewed_at', NULL,
+           'review_note', NULL, 'reverses', NULL, 'reversed_by', NULL)::text ORDER BY x.n),
+         array_agg(x.n ORDER BY x.n) FILTER (WHERE p_keys[x.i] IS NOT NULL)
+    INTO answers, keyed
+    FROM unnest(passed) WITH ORDINALITY AS x(i, n);
+
+  IF keyed IS NOT NULL THEN
+    PERFORM idempotency_record(
+      (SELECT array_agg(p_users[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
+      (SELECT array_agg(p_endpoints[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
+      (SELECT array_agg(p_keys[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
+      (SELECT array_agg(p_fingerprints[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
+      201,
+      (SELECT array_agg(answers[n]::jsonb ORDER BY n) FROM unnest(keyed) AS n));
+  END IF;
+
+  RETURN QUERY SELECT x.i, 201, false, answers[x.n], NULL::text, NULL::text FROM unnest(passed) WITH ORDINALITY AS x(i, n);
 END $$;
