@@ -118,7 +118,7 @@ DECLARE
   stored record;
   -- user, endpoint and key of the batch's keyed requests checked so far, to find a key used twice.
   seen_keys text[] := '{}';
-  account_numbers text[];
+  account_numbers text[] := '{}';
   -- The locked accounts, in id order: a slot is an index into these.
   acct_ids uuid[];
   acct_numbers text[];
@@ -135,6 +135,8 @@ DECLARE
   -- Pairs (sender id || receiver id) with a completed transfer before the batch or in it.
   paid_pairs text[];
   posted_at timestamptz(3);
+  -- posted_at as the answers write it.
+  posted_text text;
   today date;
   s integer;
   r integer;
@@ -149,8 +151,13 @@ DECLARE
   entry_postings integer[] := '{}';
   entry_accounts uuid[] := '{}';
   entry_amounts bigint[] := '{}';
-  answers text[];
-  keyed integer[];
+  -- The answers of the transfers that passed, and the keys to store them under.
+  answers text[] := '{}';
+  key_users uuid[] := '{}';
+  key_endpoints text[] := '{}';
+  key_keys text[] := '{}';
+  key_fingerprints text[] := '{}';
+  key_answers jsonb[] := '{}';
 BEGIN
   FOR caller IN SELECT k.i FROM generate_series(1, request_count) AS k(i)
                  LEFT JOIN active_access_tokens(p_jtis) a ON a.jti = p_jtis[k.i]
@@ -183,9 +190,12 @@ BEGIN
     RETURN NEXT;
   END LOOP;
 
-  SELECT coalesce(array_agg(DISTINCT n), '{}') INTO account_numbers
-    FROM generate_series(1, request_count) AS k(i), LATERAL (VALUES (p_from[k.i]), (p_to[k.i])) AS v(n)
-   WHERE NOT answered[k.i];
+  -- Loops over arrays rather than queries where they will do: a query is an executor start each.
+  FOR i IN 1 .. request_count LOOP
+    IF NOT answered[i] THEN
+      account_numbers := account_numbers || p_from[i] || p_to[i];
+    END IF;
+  END LOOP;
 
   -- ORDER BY ... FOR UPDATE locks the rows in the order it returns them: id order.
   SELECT coalesce(array_agg(a.id ORDER BY a.id), '{}'), array_agg(a.account_number ORDER BY a.id), array_agg(a.user_id ORDER BY a.id),
@@ -195,6 +205,7 @@ BEGIN
     FROM (SELECT * FROM accounts x WHERE x.account_number = ANY (account_numbers) ORDER BY x.id FOR UPDATE) a;
   posted_at := clock_timestamp();
   today := (posted_at AT TIME ZONE 'UTC')::date;
+  posted_text := to_char(posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 
   FOR i IN 1 .. request_count LOOP
     CONTINUE WHEN answered[i];
@@ -281,8 +292,20 @@ BEGIN
     passed[passed_count] := i;
     passed_ids[passed_count] := uuid_v7();
     reasons[i] := array_to_string(review, ',');
-    IF cardinality(review) = 0 THEN
-      statuses[i] := 'completed';
+    statuses[i] := CASE WHEN cardinality(review) = 0 THEN 'completed' ELSE 'pending_review' END;
+    answers[passed_count] := json_build_object(
+      'id', passed_ids[passed_count], 'transaction_id', passed_ids[passed_count], 'type', 'transfer', 'status', statuses[i],
+      'amount', format_amount(amount), 'currency', acct_currencies[s], 'from_account', p_from[i], 'to_account', p_to[i],
+      'description', p_descriptions[i], 'created_by', p_users[i], 'created_at', posted_text, 'review_reasons', review,
+      'reviewed_by', NULL, 'reviewed_at', NULL, 'review_note', NULL, 'reverses', NULL, 'reversed_by', NULL)::text;
+    IF p_keys[i] IS NOT NULL THEN
+      key_users := key_users || p_users[i];
+      key_endpoints := key_endpoints || p_endpoints[i];
+      key_keys := key_keys || p_keys[i];
+      key_fingerprints := key_fingerprints || p_fingerprints[i];
+      key_answers := key_answers || answers[passed_count]::jsonb;
+    END IF;
+    IF statuses[i] = 'completed' THEN
       acct_balances[s] := acct_balances[s] - amount;
       acct_balances[r] := acct_balances[r] + amount;
       paid_pairs := paid_pairs || (acct_ids[s]::text || acct_ids[r]::text);
@@ -292,7 +315,6 @@ BEGIN
       entry_accounts := entry_accounts || acct_ids[s] || acct_ids[r];
       entry_amounts := entry_amounts || -amount || amount;
     ELSE
-      statuses[i] := 'pending_review';
       acct_helds[s] := acct_helds[s] + amount;
       held_accounts[passed_count] := acct_ids[s];
       held_deltas[passed_count] := amount;
@@ -323,26 +345,9 @@ BEGIN
     FROM unnest(passed) WITH ORDINALITY AS x(i, n)
    ORDER BY x.n;
 
-  SELECT array_agg(json_build_object(
-           'id', passed_ids[x.n], 'transaction_id', passed_ids[x.n], 'type', 'transfer', 'status', statuses[x.i],
-           'amount', format_amount(p_amounts[x.i]), 'currency', acct_currencies[sender_slot[x.i]],
-           'from_account', p_from[x.i], 'to_account', p_to[x.i], 'description', p_descriptions[x.i],
-           'created_by', p_users[x.i], 'created_at', to_char(posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'review_reasons', string_to_array(reasons[x.i], ','), 'reviewed_by', NULL, 'reviewed_at', NULL,
-           'review_note', NULL, 'reverses', NULL, 'reversed_by', NULL)::text ORDER BY x.n),
-         array_agg(x.n ORDER BY x.n) FILTER (WHERE p_keys[x.i] IS NOT NULL)
-    INTO answers, keyed
-    FROM unnest(passed) WITH ORDINALITY AS x(i, n);
-
-  IF keyed IS NOT NULL THEN
-    PERFORM idempotency_record(
-      (SELECT array_agg(p_users[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
-      (SELECT array_agg(p_endpoints[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
-      (SELECT array_agg(p_keys[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
-      (SELECT array_agg(p_fingerprints[passed[n]] ORDER BY n) FROM unnest(keyed) AS n),
-      201,
-      (SELECT array_agg(answers[n]::jsonb ORDER BY n) FROM unnest(keyed) AS n));
+  IF key_keys <> '{}' THEN
+    PERFORM idempotency_record(key_users, key_endpoints, key_keys, key_fingerprints, 201, key_answers);
   END IF;
 
-  RETURN QUERY SELECT x.i, 201, false, answers[x.n], NULL::text, NULL::text FROM unnest(passed) WITH ORDINALITY AS x(i, n);
+  RETURN QUERY SELECT x.i, 201, false, x.answer, NULL::text, NULL::text FROM unnest(passed, answers) AS x(i, answer);
 END $$;
