@@ -170,12 +170,6 @@ async function describeMachine(): Promise<Record<string, unknown>> {
     );
     return { version, settings: Object.fromEntries(rows.map((r) => [r.name, r.unit ? `${r.setting} ${r.unit}` : r.setting])) };
   });
-  let autocannonVersion = '?';
-  try {
-    autocannonVersion = JSON.parse(execFileSync('node', ['-p', 'JSON.stringify(require("autocannon/package.json").version)'], { cwd: ROOT }).toString());
-  } catch {
-    // unknown
-  }
   return {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
@@ -183,7 +177,7 @@ async function describeMachine(): Promise<Record<string, unknown>> {
     freeMemoryGiB: Number((freemem() / 2 ** 30).toFixed(1)),
     loadavgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
     node: process.version,
-    autocannon: autocannonVersion,
+    loadGenerator: 'scripts/bench/http-load.ts',
     postgres: settings.version,
     postgresSettings: settings.settings,
   };
@@ -592,7 +586,7 @@ function report(): string {
   const m = results.machine ?? {};
   lines.push(`# npm run bench — ${stamp}`, '');
   lines.push(
-    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, load average at start ${JSON.stringify(m.loadavgAtStart)}; Node ${m.node}; autocannon ${m.autocannon}; ${m.postgres}.`,
+    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, load average at start ${JSON.stringify(m.loadavgAtStart)}; Node ${m.node}; load generator ${m.loadGenerator}; ${m.postgres}.`,
     `PostgreSQL settings: ${JSON.stringify(m.postgresSettings)}.`,
     `Each run ${SECONDS} s (servers warmed up ${WARMUP} s first); ${CUSTOMERS} customers; server pool ${results.settings.poolSize}; load generator, server and PostgreSQL share the machine.`,
     'Rounds: per client count, pgbench / each service target / pgbench / each target in reverse / pgbench; a target\'s tx/s, p50 and p99 are the means of its two runs, its ratio is to the mean of the three pgbench runs of its round.',

@@ -1,6 +1,6 @@
 /**
  * Helpers of `npm run bench` (scripts/bench/index.ts): scratch databases on the shared PostgreSQL, the
- * compiled server as a child process, HTTP set-up calls, the autocannon transfer load, and PostgreSQL's
+ * compiled server as a child process, HTTP set-up calls, the transfer load (http-load.ts), and PostgreSQL's
  * own view while a load runs (waits, lock waits, backend CPU, pg_stat_database counters).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import { httpLoad, percentile } from './http-load.js';
 import pg from 'pg';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -331,76 +331,61 @@ export interface LoadResult {
 }
 
 /**
- * Random transfers over HTTP for `seconds`: each request picks a random sender (its token and account),
- * a random other receiver, a random amount from 0.01 to 1.00 and a fresh Idempotency-Key.
+ * Random transfers over HTTP for `seconds` (http-load.ts): each request picks a random sender (its
+ * token and account), a random other receiver, a random amount from 0.01 to 1.00 and a fresh
+ * Idempotency-Key.
  */
 export async function transferLoad(base: string, customers: BenchCustomer[], connections: number, seconds: number): Promise<LoadResult> {
-  const problemCodes: Record<string, number> = {};
   const n = customers.length;
   const cpuBefore = process.cpuUsage();
-  const startedAtMonotonicUs = Number(process.hrtime.bigint() / 1000n);
-  const result: any = await autocannon({
+  const result = await httpLoad({
     url: base,
     connections,
-    duration: seconds,
-    timeout: 30,
-    requests: [
-      {
+    seconds,
+    next: () => {
+      const from = Math.floor(Math.random() * n);
+      let to = Math.floor(Math.random() * (n - 1));
+      if (to >= from) to++;
+      const cents = 1 + Math.floor(Math.random() * 100);
+      return {
         method: 'POST',
         path: '/transactions/transfer',
-        setupRequest: (request: any) => {
-          const from = Math.floor(Math.random() * n);
-          let to = Math.floor(Math.random() * (n - 1));
-          if (to >= from) to++;
-          const cents = 1 + Math.floor(Math.random() * 100);
-          return {
-            ...request,
-            headers: {
-              'content-type': 'application/json',
-              authorization: `Bearer ${customers[from]!.token}`,
-              'idempotency-key': randomUUID(),
-            },
-            body: JSON.stringify({
-              from_account: customers[from]!.accountNumber,
-              to_account: customers[to]!.accountNumber,
-              amount: `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`,
-            }),
-          };
-        },
-        onResponse: (status: number, body: string) => {
-          if (status >= 200 && status < 300) return;
-          let code = `http_${status}`;
-          try {
-            code = JSON.parse(body).code ?? code;
-          } catch {
-            // not JSON
-          }
-          problemCodes[code] = (problemCodes[code] ?? 0) + 1;
-        },
-      },
-    ],
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${customers[from]!.token}`, 'idempotency-key': randomUUID() },
+        body: JSON.stringify({
+          from_account: customers[from]!.accountNumber,
+          to_account: customers[to]!.accountNumber,
+          amount: `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`,
+        }),
+      };
+    },
+    classify: (status, body) => {
+      try {
+        return JSON.parse(body).code ?? `http_${status}`;
+      } catch {
+        return `http_${status}`;
+      }
+    },
   });
-  const endedAtMonotonicUs = Number(process.hrtime.bigint() / 1000n);
   const cpu = process.cpuUsage(cpuBefore);
-  const ok = result['2xx'] as number;
-  const duration = (result.duration as number) || seconds;
+  const latencies = result.latenciesMs;
+  const round = (ms: number) => Number(ms.toFixed(2));
   return {
     connections,
-    seconds: duration,
-    requests: result.requests.total,
-    ok,
-    non2xx: result.non2xx,
+    seconds,
+    requests: result.answers,
+    ok: result.ok,
+    non2xx: result.answers - result.ok,
     errors: result.errors,
     timeouts: result.timeouts,
-    tps: ok / duration,
-    p50: result.latency.p50,
-    p90: result.latency.p90,
-    p99: result.latency.p99,
-    mean: result.latency.mean,
-    problemCodes,
+    tps: result.ok / seconds,
+    p50: round(percentile(latencies, 50)),
+    p90: round(percentile(latencies, 90)),
+    p99: round(percentile(latencies, 99)),
+    mean: round(latencies.reduce((sum, ms) => sum + ms, 0) / Math.max(1, latencies.length)),
+    problemCodes: result.refused,
     clientCpuSeconds: (cpu.user + cpu.system) / 1e6,
-    startedAtMonotonicUs,
-    endedAtMonotonicUs,
+    startedAtMonotonicUs: result.startedAtMonotonicUs,
+    endedAtMonotonicUs: result.endedAtMonotonicUs,
   };
 }
 
