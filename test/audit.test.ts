@@ -86,6 +86,23 @@ describe('the audit log and its hash chain', () => {
     for (let i = 1; i < bySequence.length; i++) expect(bySequence[i].prev_hash).toBe(bySequence[i - 1].hash);
   });
 
+  it('seals a backlog larger than a batch, one transaction’s entries spanning batches, each entry once and in order', async () => {
+    await sealEverything(bank);
+    const before = await verifyChain(bank.database.handle.db);
+    // 620 entries written by one database transaction: the sealer's batches (250 entries) stop inside it.
+    await bank.database.handle.withSession((session) =>
+      session.script(`INSERT INTO audit_log (actor_role, action, target_type, target_id, details)
+                      SELECT 'system', 'test.backlog', 'test', i::text, jsonb_build_object('i', i) FROM generate_series(1, 620) AS i`),
+    );
+    await sealEverything(bank);
+    const report = await verifyChain(bank.database.handle.db);
+    expect(report).toMatchObject({ ok: true, first_invalid_sequence: null, unsealed: 0, sealed: before.sealed + 620 });
+    const { rows } = await sql<{ target_id: string; sequence: string }>`
+      SELECT a.target_id, c.sequence FROM audit_log a JOIN audit_chain c ON c.entry_id = a.id
+       WHERE a.action = 'test.backlog' ORDER BY c.sequence`.execute(bank.database.handle.db);
+    expect(rows.map((row) => Number(row.target_id))).toEqual(Array.from({ length: 620 }, (_, i) => i + 1));
+  });
+
   it('refuses UPDATE, DELETE and TRUNCATE of the log and the chain in the database', async () => {
     await sealEverything(bank);
     const db = bank.database.handle.db;

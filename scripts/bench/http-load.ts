@@ -75,7 +75,7 @@ export async function httpLoad(options: {
   const runConnection = () =>
     new Promise<void>((resolve) => {
       let socket: Socket;
-      let buffered = Buffer.alloc(0);
+      let buffered: Buffer = Buffer.alloc(0);
       let sentAt = 0;
       let timer: NodeJS.Timeout | undefined;
       let done = false;

@@ -72,13 +72,20 @@ export async function sealPending(database: DatabaseHandle): Promise<number> {
 async function sealBatch(tx: Tx): Promise<number> {
   const head = await tx.selectFrom('audit_chain_head').selectAll().forUpdate().skipLocked().executeTakeFirst();
   if (!head) return 0;
-  // One statement, so xmin and the rows below it come from the same snapshot.
+  // One statement, so xmin and the rows below it come from the same snapshot. Entries are sealed in
+  // (transaction id, entry number) order, so the unsealed ones are those after the entry of the chain's
+  // last link: a full batch may stop inside one transaction's entries, and the next resumes right after.
   const { rows } = await sql<ChainedContent & { xact_id: bigint; xmin: bigint }>`
-    WITH horizon AS (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin)
+    WITH horizon AS (
+      SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin, coalesce(last.xact_id, 0) AS after_xact,
+             coalesce(last.entry_no, 0) AS after_entry
+        FROM (SELECT 1) one
+        LEFT JOIN (SELECT a.xact_id, a.entry_no FROM audit_chain c JOIN audit_log a ON a.id = c.entry_id
+                    WHERE c.sequence = ${head.sequence}) last ON true)
     SELECT a.id, a.at, a.actor_id, a.actor_role, a.action, a.target_type, a.target_id, a.ip, a.request_id, a.details,
            a.xact_id, horizon.xmin, 0::bigint AS sequence
     FROM horizon LEFT JOIN audit_log a ON a.xact_id >= ${head.sealed_below} AND a.xact_id < horizon.xmin
-      AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.entry_id = a.id)
+      AND (a.xact_id, a.entry_no) > (horizon.after_xact, horizon.after_entry)
     ORDER BY a.xact_id, a.entry_no
     LIMIT ${SEAL_BATCH}`.execute(tx);
   const entries = rows.filter((row) => row.id !== null);
@@ -100,7 +107,7 @@ async function sealBatch(tx: Tx): Promise<number> {
                            ${links.map((link) => link.prev_hash)}::text[], ${links.map((link) => link.hash)}::text[])`.execute(tx);
   }
   // A full batch may stop inside one transaction's entries: the next batch resumes at that transaction,
-  // and the NOT EXISTS above skips its entries already sealed. Otherwise everything below xmin is sealed.
+  // after the entry of its last link. Otherwise everything below xmin is sealed.
   const sealedBelow = entries.length === SEAL_BATCH ? entries.at(-1)!.xact_id : xmin;
   await tx.updateTable('audit_chain_head').set({ sequence, hash, sealed_below: sealedBelow }).execute();
   return entries.length;
