@@ -1,8 +1,8 @@
 /**
  * The benchmark's load generator: `connections` keep-alive HTTP/1.1 connections, each sending one
  * request, reading its whole answer, and sending the next, for `seconds` (a closed loop, as pgbench's
- * clients are). It replaced autocannon, which spent 0.11 to 0.13 ms of CPU per request on the two
- * cores it shares with the server and PostgreSQL, against 0.03 to 0.04 here (BENCHMARKS.md): the load
+ * clients are). It replaced autocannon, which spent 0.08 to 0.16 ms of CPU per request on the two
+ * cores it shares with the server and PostgreSQL, against 0.04 to 0.07 here (BENCHMARKS.md): the load
  * generator's own work must take as little as possible from what is measured.
  *
  * Requests are written whole in one write; answers are read as the status line, the headers up to the

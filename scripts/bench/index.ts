@@ -11,7 +11,7 @@
  *             statement and GET /transactions/?limit=20 timed at both sizes.
  *   audit     8 connections with the background audit sealer on vs off (AUDIT_SEALER_INTERVAL_MS=0), ABBA BAAB
  *   pglite    the embedded database (no DATABASE_URL), 8 connections, bracketed by pgbench runs
- *   profile   a CPU profile (node --cpu-prof) of the server under the 32-connection load
+ *   profile   a CPU profile (node --cpu-prof) of the server under the 32-connection load (BENCH_PROFILE_CONNECTIONS)
  *   roundtrips statements, commits and rows per transfer (in process, pg.Client#query spy)
  *   indatabase a transfer's SQL and a TPC-B transaction, each N times in one PL/pgSQL loop: their own cost
  * Reconciliation (GET /reports/reconciliation) is checked after every load; the exit code is 1 when
@@ -19,7 +19,7 @@
  *
  * Knobs: BENCH_SECONDS (15), BENCH_CUSTOMERS (2000), BENCH_GROWTH_ENTRIES (1000000),
  * BENCH_WARMUP_SECONDS (3), BENCH_AUDIT_ROUNDS (2: on off off on, off on on off), BENCH_POOL_SIZE (20), BENCH_WORKERS (1),
- * BENCH_DATABASE_URL, BENCH_PG_BIN, BENCH_PHASES.
+ * BENCH_PROFILE_CONNECTIONS (32), BENCH_DATABASE_URL, BENCH_PG_BIN, BENCH_PHASES.
  * Results: bench-results/<timestamp>/ (results.json, results.md, server logs, the .cpuprofile).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -78,6 +78,7 @@ const GROWTH_ENTRIES = intEnv('BENCH_GROWTH_ENTRIES', 1_000_000);
 const WARMUP = intEnv('BENCH_WARMUP_SECONDS', 3);
 const AUDIT_ROUNDS = Math.max(1, intEnv('BENCH_AUDIT_ROUNDS', 2));
 const WORKERS = Math.max(1, intEnv('BENCH_WORKERS', 1));
+const PROFILE_CONNECTIONS = Math.max(1, intEnv('BENCH_PROFILE_CONNECTIONS', 32));
 const ALL_PHASES = ['service', 'growth', 'audit', 'pglite', 'profile', 'roundtrips', 'indatabase'];
 const PHASES = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((p) => p.trim()).filter(Boolean));
 for (const phase of PHASES) if (!ALL_PHASES.includes(phase)) throw new Error(`unknown phase ${phase} in BENCH_PHASES (known: ${ALL_PHASES.join(', ')})`);
@@ -147,7 +148,7 @@ const results: {
   preload?: PreloadResult;
   timings: Record<string, Timings>;
   audit?: { on: number[]; off: number[]; ratio: number; cpuMsPerTransferOn: number; cpuMsPerTransferOff: number; verify?: unknown };
-  profile?: { file: string; summary: ProfileSummary; load: LoadResult };
+  profile?: { file: string; connections: number; summary: ProfileSummary; load: LoadResult };
   roundTrips?: RoundTrips;
   inDatabase?: InDatabaseCost;
   failures: string[];
@@ -520,8 +521,8 @@ async function phaseProfile(): Promise<void> {
     const admin = await adminToken(server.url);
     if (fresh) customers = await makeCustomers(server.url, admin, CUSTOMERS, FUNDING);
     await transferLoad(server.url, customers, 8, Math.max(WARMUP, 1));
-    load = await transferLoad(server.url, customers, 32, SECONDS);
-    log(`profile: ${load.tps.toFixed(0)} transfers/s at 32c under the profiler (not comparable)`);
+    load = await transferLoad(server.url, customers, PROFILE_CONNECTIONS, SECONDS);
+    log(`profile: ${load.tps.toFixed(0)} transfers/s at ${PROFILE_CONNECTIONS}c under the profiler (not comparable)`);
   } finally {
     await server.stop();
     if (fresh) rmSync(dataDir!, { recursive: true, force: true });
@@ -529,7 +530,7 @@ async function phaseProfile(): Promise<void> {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no .cpuprofile written in ${dir}`);
   const summary = summariseProfile(join(dir, file), 25, { fromUs: load.startedAtMonotonicUs, toUs: load.endedAtMonotonicUs });
-  results.profile = { file: join('bench-results', stamp, 'cpuprofile', file), summary, load };
+  results.profile = { file: join('bench-results', stamp, 'cpuprofile', file), connections: PROFILE_CONNECTIONS, summary, load };
   writeFileSync(join(OUT, 'cpuprofile-summary.md'), profileMarkdown(summary));
 }
 
@@ -662,7 +663,7 @@ function report(): string {
     const r = results.roundTrips;
     lines.push('', '## Round trips per transfer (in process, sequential, pg.Client#query spy)', '');
     lines.push(
-      `${r.statementsPerTransfer} statements per transfer: ${r.inTransactionPerTransfer} between BEGIN and COMMIT, ${r.outsideTransactionPerTransfer} each a transaction of its own; pg_stat_database per transfer: ${JSON.stringify(r.perTransfer)}.`,
+      `Statements per transfer: ${r.statementsPerTransfer}, of which ${r.inTransactionPerTransfer} between BEGIN and COMMIT and ${r.outsideTransactionPerTransfer} each a transaction of its own; pg_stat_database per transfer: ${JSON.stringify(r.perTransfer)}.`,
       '',
       '| # | statement | median round trip ms |',
       '|---:|---|---:|',
@@ -694,7 +695,7 @@ function report(): string {
   }
 
   if (results.profile) {
-    lines.push('', `## CPU profile of the server at 32 connections (${f0(results.profile.load.tps)} transfers/s under the profiler)`, '');
+    lines.push('', `## CPU profile of the server at ${results.profile.connections} connections (${f0(results.profile.load.tps)} transfers/s under the profiler)`, '');
     lines.push(profileMarkdown({ ...results.profile.summary, functions: results.profile.summary.functions.slice(0, 20) }));
   }
   if (results.failures.length) lines.push('', '## FAILURES', '', ...results.failures.map((f) => `- ${f}`));

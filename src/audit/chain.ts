@@ -100,7 +100,7 @@ async function sealBatch(tx: Tx): Promise<number> {
     hash = chainHash(prevHash, { ...entry, sequence });
     links.push({ sequence, entry_id: entry.id, prev_hash: prevHash, hash });
   }
-  // Four arrays rather than a VALUES list of four parameters per link: a full batch is a thousand links.
+  // Four arrays rather than a VALUES list of four parameters per link: a full batch is SEAL_BATCH links.
   if (links.length > 0) {
     await sql`INSERT INTO audit_chain (sequence, entry_id, prev_hash, hash)
       SELECT * FROM unnest(${links.map((link) => link.sequence.toString())}::bigint[], ${links.map((link) => link.entry_id)}::uuid[],
