@@ -63,7 +63,7 @@ describe('a batch of transfers (group commit)', () => {
     expect(await balanceOf(carol)).toBe('100.00');
   });
 
-  it('releases the key of a refused transfer, as a rolled-back one would: the same key runs afresh later', async () => {
+  it('stores no key for a refused transfer: the same key runs afresh later', async () => {
     const alice = await bank.customer('10.00');
     const bob = await bank.customer();
     const [refused] = await batch([request(alice, bob, '50.00', 'retry-me'), request(bob, alice, '0.01')]);
@@ -144,7 +144,7 @@ describe('a batch of transfers (group commit)', () => {
     expect((await bank.admin.get('/reports/reconciliation')).data.ok).toBe(true);
   });
 
-  it('checks each request’s access token in the batch: a revoked one is refused alone, before its key is claimed', async () => {
+  it('checks each request’s access token in the batch: a revoked one is refused alone, and nothing of it is written, its key included', async () => {
     const alice = await bank.customer('100.00');
     const bob = await bank.customer('100.00');
     expect((await bob.post('/auth/logout')).statusCode).toBe(204);

@@ -21,7 +21,7 @@ describe('lock waits of a transfer on PostgreSQL', () => {
     await holder.end();
   });
 
-  it('answers 409 idempotency_in_progress while the key is claimed, and 503 while the account is locked', async () => {
+  it('answers 409 idempotency_in_progress while another transaction is writing the key, and 503 while the account is locked', async () => {
     const alice = await bank.customer('100.00');
     const bob = await bank.customer('100.00');
     const carol = await bank.customer('100.00');
