@@ -151,8 +151,8 @@ describe('a batch of transfers (group commit)', () => {
     const results = await batch([request(alice, bob, '1.00', 'k1'), request(bob, alice, '1.00', 'k2'), request(alice, bob, '2.00')]);
     expect(results.map(codeOf)).toEqual(['201', 'unauthorized', '201']);
     expect(await balanceOf(alice)).toBe('97.00');
-    const claimed = await bank.database.handle.db.selectFrom('idempotency_keys').select('key').where('user_id', '=', bob.user.id).execute();
-    expect(claimed).toEqual([]);
+    const stored = await bank.database.handle.db.selectFrom('idempotency_keys').select('key').where('user_id', '=', bob.user.id).execute();
+    expect(stored).toEqual([]);
   });
 
   it('commits concurrent HTTP transfers together and answers each correctly (group commit under load)', async () => {
