@@ -48,7 +48,7 @@ export class DomainError extends Error {
   constructor(
     readonly code: ErrorCode,
     detail: string,
-    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number } = {},
+    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number; replayed?: boolean } = {},
   ) {
     super(detail);
     this.name = 'DomainError';
@@ -137,6 +137,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.decorateReply('problemCode', null);
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof DomainError) {
+      // A refusal stored under an Idempotency-Key and answered again (src/http/idempotency.ts).
+      if (error.extra.replayed) reply.header('idempotent-replayed', 'true');
       return sendProblem(reply, problem(error.code, error.message, error.extra.errors), error.extra.retryAfterSeconds);
     }
     if (error.validation) {
