@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import formbody from '@fastify/formbody';
 import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -19,6 +18,7 @@ import { registerAccessControl, type Access } from './http/access.js';
 import { CONTENT_SECURITY_POLICY, registerDocs, SECURITY } from './http/docs.js';
 import { registerErrorHandling } from './http/errors.js';
 import { refuseUnstorableText } from './http/input.js';
+import { registerJsonBodyParser } from './http/json-body.js';
 import { fastifyOptions, validatorCompiler } from './http/fastify-options.js';
 import { registerMetrics } from './http/metrics.js';
 import { operationRoutes } from './http/operations.js';
@@ -101,9 +101,10 @@ export async function buildApp({ config, database, redis, logger, clock = () => 
 
   // Shared wire shapes, referenced by $id from the routes and listed once in the OpenAPI components.
   for (const schema of [Problem, User, Account, Transaction]) app.addSchema(schema);
-  // JSON everywhere, plus the OAuth2 form at login: anything else is 415, not a string for a handler to trip on.
+  // JSON everywhere (the login route adds the OAuth2 form in its own scope): anything else is 415, not
+  // a string for a handler to trip on.
   app.removeContentTypeParser('text/plain');
-  await app.register(formbody);
+  registerJsonBodyParser(app);
   await registerDocs(app);
   await app.register(operationRoutes, { database });
   const metrics = registerMetrics(app);

@@ -8,15 +8,18 @@
 
 export const MAX_AMOUNT = 99_999_999_999_999n; // 999999999999.99, API.md's ceiling
 
-const AMOUNT_GRAMMAR = /^(\d{1,12})(?:\.(\d{1,2}))?$/;
+// Digits, optionally a point and more digits: any decimal as written, so that each way of being wrong
+// (too many fraction digits, too large, zero) gets its own message below.
+const DECIMAL = /^(\d+)(?:\.(\d+))?$/;
 
 export class InvalidAmountError extends Error {}
 
 /**
- * Parses a request amount: a decimal string (`"12.5"`, `"12.50"`) or a JSON number whose shortest
- * decimal text (what `String(n)` prints, the ECMAScript round-trip form) matches the same grammar.
+ * Parses a request amount: a decimal string (`"12.5"`, `"12.50"`) or a JSON number. A JSON number
+ * arrives here as a number only when its double holds the digits written (src/http/json-body.ts
+ * hands over any other as its source text), so `String(n)` gives the digits the client sent.
  * Zero, negative, exponent notation, more than two fraction digits, blanks and values above
- * MAX_AMOUNT are refused.
+ * MAX_AMOUNT are refused, each with its own message.
  */
 export function parseAmount(input: unknown): bigint {
   let text: string;
@@ -27,11 +30,13 @@ export function parseAmount(input: unknown): bigint {
   } else {
     throw new InvalidAmountError('must be a decimal string or number');
   }
-  const match = AMOUNT_GRAMMAR.exec(text);
-  if (!match) {
-    throw new InvalidAmountError('must be a positive amount with at most two decimal places, like "12.50"');
-  }
-  const units = BigInt(match[1]!) * 100n + BigInt((match[2] ?? '').padEnd(2, '0'));
+  if (/^-\d/.test(text)) throw new InvalidAmountError('must be greater than zero');
+  const match = DECIMAL.exec(text);
+  if (!match) throw new InvalidAmountError('must be a decimal amount with at most two decimal places, like "12.50"');
+  const [, whole, fraction = ''] = match;
+  if (fraction.length > 2) throw new InvalidAmountError('must have at most two decimal places');
+  if (whole!.replace(/^0+/, '').length > 12) throw new InvalidAmountError('must not exceed 999999999999.99');
+  const units = BigInt(whole!) * 100n + BigInt(fraction.padEnd(2, '0'));
   if (units === 0n) throw new InvalidAmountError('must be greater than zero');
   if (units > MAX_AMOUNT) throw new InvalidAmountError('must not exceed 999999999999.99');
   return units;

@@ -143,10 +143,11 @@ describe('auth', () => {
       expect(formWithoutPassword.data.errors).toContainEqual(expect.objectContaining({ field: 'password' }));
     });
 
-    it('answers 415 problem+json for a body type it does not read, and 400 for an empty JSON body', async () => {
+    it('answers 415 problem+json for a body type it does not read, 422 for an empty JSON body, 400 for broken JSON', async () => {
       const response = await bank.anonymous.post('/auth/login', '<login/>', { 'content-type': 'application/xml' });
       expectProblem(response, 415, 'unsupported_media_type');
-      expectProblem(await bank.anonymous.post('/auth/login', '', { 'content-type': 'application/json' }), 400, 'bad_request');
+      // An empty body is no body: the fields it lacks are named.
+      expectProblem(await bank.anonymous.post('/auth/login', '', { 'content-type': 'application/json' }), 422, 'validation_error');
       expectProblem(await bank.anonymous.post('/auth/login', '{"email":', { 'content-type': 'application/json' }), 400, 'bad_request');
     });
 

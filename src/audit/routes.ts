@@ -3,12 +3,12 @@ import { Type } from '@sinclair/typebox';
 import type { DatabaseHandle } from '../db/connection.js';
 import { STAFF } from '../http/access.js';
 import { PageQuery, pageOf } from '../http/pagination.js';
-import { errorResponses, Timestamp, Uuid } from '../http/schemas.js';
+import { CalendarDay, errorResponses, Timestamp, Uuid } from '../http/schemas.js';
 import { sealPending, verifyChain } from './chain.js';
 import { listAuditEntries } from './service.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
-const Day = Type.String({ format: 'date', description: 'YYYY-MM-DD, UTC, inclusive' });
+const Day = { ...CalendarDay, description: 'YYYY-MM-DD, UTC, inclusive' };
 
 const AuditEntry = Type.Object({
   id: Uuid,

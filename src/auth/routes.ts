@@ -1,3 +1,4 @@
+import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
@@ -9,7 +10,12 @@ import type { AuthService } from './service.js';
 
 const NoContent = Type.Null({ description: 'Done' });
 
-export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = async (app, { auth }) => {
+/**
+ * The login route in a scope of its own, the only one that reads form-encoded bodies: the OAuth2
+ * password flow (RFC 6749 §4.3) that Swagger UI's Authorize sends. Every other route takes JSON only.
+ */
+const loginRoute: FastifyPluginAsyncTypebox<{ auth: AuthService }> = async (app, { auth }) => {
+  await app.register(formbody);
   app.post(
     '/auth/login',
     {
@@ -32,6 +38,10 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = asyn
       return auth.login(actorOf(request), email, body.password);
     },
   );
+};
+
+export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService }> = async (app, { auth }) => {
+  await app.register(loginRoute, { auth });
 
   app.post(
     '/auth/refresh',

@@ -17,9 +17,21 @@ export interface IssuedToken {
   expiresIn: number;
 }
 
+/** A token refused; its message is for the client (the answer stays 401 unauthorized). */
 export class InvalidTokenError extends Error {}
 
 const ROLES: readonly string[] = ['customer', 'admin', 'auditor'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const EXPIRED = 'The access token has expired';
+const MALFORMED = 'The access token is malformed';
+
+/** What a client hears of a token that jose refused. */
+function refusalOf(error: InstanceType<typeof joseErrors.JOSEError>): string {
+  if (error instanceof joseErrors.JWTExpired) return EXPIRED;
+  if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid || error instanceof joseErrors.JWTClaimValidationFailed) return MALFORMED;
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'The access token is signed with an algorithm this service does not accept';
+  return 'The access token is not valid';
+}
 
 /** Verified tokens kept at most; about 1 KB each. */
 const VERIFIED_TOKENS_KEPT = 10_000;
@@ -59,14 +71,19 @@ export class TokenService {
     return { token, jti, expiresIn: this.lifetimeSeconds };
   }
 
-  /** Verifies signature, expiry and claims. RFC 8725 §3.1: the algorithm is pinned, so `none` and any other are refused. */
+  /**
+   * Verifies signature, expiry and claims. RFC 8725 §3.1: the algorithm is pinned, so `none` and any
+   * other are refused. Every claim's type is checked here, once, so that a token signed with the right
+   * key but carrying a `sub` that is not a UUID is refused as malformed on every route, before any
+   * query casts it.
+   */
   async verifyAccessToken(token: string): Promise<AccessClaims> {
     const known = this.#verified.get(token);
     if (known) {
       // jose's rule: expired once exp <= now, in whole seconds.
       if (known.exp > Math.floor(Date.now() / 1000)) return known;
       this.#verified.delete(token);
-      throw new InvalidTokenError('"exp" claim timestamp check failed');
+      throw new InvalidTokenError(EXPIRED);
     }
     const claims = Object.freeze(await this.#verify(token));
     // Our tokens carry no "nbf"; one that does (signed with the secret elsewhere) is verified each time.
@@ -83,10 +100,12 @@ export class TokenService {
         requiredClaims: ['sub', 'role', 'iat', 'exp', 'jti'],
         typ: 'JWT',
       });
-      if (typeof payload.role !== 'string' || !ROLES.includes(payload.role)) throw new InvalidTokenError('unknown role');
+      const { sub, jti, role } = payload;
+      const wellFormed = typeof sub === 'string' && UUID.test(sub) && typeof jti === 'string' && UUID.test(jti) && typeof role === 'string' && ROLES.includes(role);
+      if (!wellFormed) throw new InvalidTokenError(MALFORMED);
       return payload as unknown as AccessClaims;
     } catch (error) {
-      if (error instanceof InvalidTokenError || error instanceof joseErrors.JOSEError) throw new InvalidTokenError((error as Error).message);
+      if (error instanceof joseErrors.JOSEError) throw new InvalidTokenError(refusalOf(error));
       throw error;
     }
   }

@@ -52,6 +52,18 @@ export function actorOf(request: FastifyRequest): Actor {
   return { id: caller?.id ?? null, role: caller?.role ?? null, ip: request.ip, requestId: request.id };
 }
 
+/**
+ * The token of an `Authorization: Bearer <token>` header. The scheme's name is case-insensitive (RFC
+ * 9110 §11.1); the token must have a JWT's three base64url parts.
+ */
+function bearerTokenOf(header: string | undefined): string {
+  if (!header) throw new DomainError('unauthorized', 'A bearer access token is required (Authorization: Bearer <token>)');
+  const [, scheme, token] = /^(\S+)(?: +(\S*))?$/.exec(header.trim()) ?? [];
+  if (scheme?.toLowerCase() !== 'bearer') throw new DomainError('unauthorized', 'The Authorization header must use the Bearer scheme');
+  if (!token || !/^[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*$/.test(token)) throw new DomainError('unauthorized', 'The access token is malformed');
+  return token;
+}
+
 export function registerAccessControl(app: FastifyInstance, auth: AuthService): void {
   app.decorateRequest('user', null);
   app.decorateRequest('tokenHolder', null);
@@ -67,10 +79,7 @@ export function registerAccessControl(app: FastifyInstance, auth: AuthService): 
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config?.access;
     if (access === undefined || access === 'public') return;
-    const header = request.headers.authorization;
-    const match = header ? /^Bearer ([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/.exec(header) : null;
-    if (!match) throw new DomainError('unauthorized', 'A bearer access token is required');
-    const token = match[1]!;
+    const token = bearerTokenOf(request.headers.authorization);
     const checkedByStatement = request.routeOptions.config.tokenCheckedByStatement === true;
     if (checkedByStatement) {
       const holder = await auth.verifyToken(token);

@@ -105,9 +105,28 @@ export function sendProblem(reply: FastifyReply, body: Problem, retryAfterSecond
   return reply.code(body.status).type('application/problem+json').send(body);
 }
 
-/** AJV's instancePath ("/amount") and missingProperty become the field a client can show next to an input. */
+/**
+ * AJV's instancePath ("/amount") and missingProperty become the field a client can show next to an input.
+ * A value that matches no branch of a union (`anyOf`) gets one message naming the types it may take,
+ * instead of one per branch and one for the union.
+ */
 function fieldErrors(error: FastifyError): FieldError[] {
-  return (error.validation ?? []).map((issue) => {
+  const issues = error.validation ?? [];
+  const unions = new Set(issues.filter((issue) => issue.keyword === 'anyOf').map((issue) => issue.instancePath));
+  const unionTypes = new Map<string, string[]>();
+  for (const issue of issues) {
+    const type = (issue.params as { type?: unknown }).type;
+    if (unions.has(issue.instancePath) && issue.keyword === 'type' && typeof type === 'string') {
+      unionTypes.set(issue.instancePath, [...(unionTypes.get(issue.instancePath) ?? []), type]);
+    }
+  }
+  const collapsed = issues.flatMap((issue) => {
+    if (!unions.has(issue.instancePath)) return [issue];
+    if (issue.keyword !== 'anyOf') return [];
+    const types = unionTypes.get(issue.instancePath);
+    return [{ ...issue, message: types ? `must be a ${types.join(' or a ')}` : 'does not have an accepted form' }];
+  });
+  return collapsed.map((issue) => {
     const params = issue.params as Record<string, unknown>;
     const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const leaf = (params.missingProperty ?? params.additionalProperty) as string | undefined;
@@ -133,6 +152,14 @@ export function databaseTrouble(error: unknown): 'unavailable' | 'busy' | undefi
   return /Connection terminated|Client has encountered a connection error|connection is closed/i.test(message) ? 'unavailable' : undefined;
 }
 
+/** What a client that sent a body in a type no route here reads needs to hear. */
+function unsupportedMediaTypeDetail(request: FastifyRequest): string {
+  const type = request.headers['content-type'];
+  return type === undefined
+    ? 'The request has a body but no content-type; send it as JSON with content-type: application/json'
+    : `The body is ${type.split(';')[0]}; this endpoint takes JSON (content-type: application/json)`;
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.decorateReply('problemCode', null);
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
@@ -144,7 +171,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (error.validation) {
       const errors = fieldErrors(error);
       const context = error.validationContext ?? 'request';
-      return sendProblem(reply, problem('validation_error', `The ${context} is not valid`, errors));
+      const detail = errors.length === 1 ? `${errors[0]!.field} ${errors[0]!.message}` : `The ${context} is not valid`;
+      return sendProblem(reply, problem('validation_error', detail, errors));
     }
     const trouble = databaseTrouble(error);
     if (trouble) {
@@ -153,10 +181,10 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return sendProblem(reply.header('retry-after', '1'), problem('service_unavailable', detail));
     }
     const status = error.statusCode ?? 500;
+    if (status === 415) return sendProblem(reply, problem('unsupported_media_type', unsupportedMediaTypeDetail(request)));
     if (status >= 400 && status < 500) {
-      // Fastify's own client errors: malformed JSON, body too large, unsupported media type, ...
-      const code: ErrorCode =
-        status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 429 ? 'rate_limited' : 'bad_request';
+      // Fastify's own client errors: body too large, a malformed header, ...
+      const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 429 ? 'rate_limited' : 'bad_request';
       return sendProblem(reply, { ...problem(code, error.message), status });
     }
     request.log.error({ err: error }, 'unexpected error');

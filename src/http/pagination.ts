@@ -1,6 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { sql, type RawBuilder } from 'kysely';
 import { validationError } from './errors.js';
+import { isHoldableInstant } from './schemas.js';
 
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
@@ -32,16 +33,26 @@ export function encodeCursor(key: Keyset): string {
   return Buffer.from(JSON.stringify([key.at.toISOString(), key.id])).toString('base64url');
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The keyset of a cursor that encodeCursor made, or a 422. Cursors are not signed, so every part is
+ * checked as strictly as encodeCursor writes it: a two-element array, an instant that reads back as the
+ * same text and that PostgreSQL holds, and a lowercase UUID. Anything a client forges past that is a
+ * real position in the listing, which reveals nothing the listing does not.
+ */
 export function decodeCursor(cursor: string | undefined): Keyset | undefined {
   if (cursor === undefined) return undefined;
+  let parsed: unknown;
   try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    const date = new Date(at as string);
-    if (typeof at === 'string' && typeof id === 'string' && !Number.isNaN(date.getTime()) && /^[0-9a-f-]{36}$/.test(id)) {
-      return { at: date, id };
-    }
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    // falls through to the validation error
+    parsed = undefined;
+  }
+  if (Array.isArray(parsed) && parsed.length === 2) {
+    const [at, id] = parsed as unknown[];
+    const date = typeof at === 'string' ? new Date(at) : undefined;
+    if (date && isHoldableInstant(date) && date.toISOString() === at && typeof id === 'string' && UUID.test(id)) return { at: date, id };
   }
   throw validationError('cursor', 'is not a cursor this service issued');
 }

@@ -13,13 +13,42 @@ export const AccountNumber = Type.String({
   examples: ['4532015112'],
 });
 
-export const AmountInput = Type.Union([Type.String({ maxLength: 32 }), Type.Number()], {
+// The string is judged by parseAmount, not by a length here: a too-long amount hears that it is too large.
+export const AmountInput = Type.Union([Type.String(), Type.Number()], {
   description: 'A positive amount with at most two decimals, as a string ("12.50") or a JSON number; at most 999999999999.99',
   examples: ['100.00'],
 });
 
 export const Money = Type.String({ pattern: '^-?[0-9]+\\.[0-9]{2}$', description: 'A decimal amount with two fraction digits', examples: ['5000.00'] });
 export const Timestamp = Type.String({ format: 'date-time' });
+
+/**
+ * A UTC calendar day in a query. The `date` format checks the month's days (leap years included); the
+ * pattern refuses year 0000, which the format admits and PostgreSQL's date cannot hold.
+ */
+export const CalendarDay = Type.String({ format: 'date', pattern: '^(?!0000)[0-9]{4}-', description: 'A UTC calendar day, YYYY-MM-DD', examples: ['2026-01-31'] });
+
+// Instants a client may name, and a cursor may carry: four-digit years of the common era, which every
+// layer (JavaScript's Date, node-postgres, PostgreSQL's timestamptz) holds and prints the same way.
+const EARLIEST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LATEST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+
+export function isHoldableInstant(instant: Date): boolean {
+  const time = instant.getTime();
+  return time >= EARLIEST_INSTANT && time <= LATEST_INSTANT;
+}
+
+/**
+ * An ISO 8601 instant from a query, already checked as `date-time`, as a Date; a 422 naming the field
+ * when JavaScript cannot represent it (a leap second, `:60`, which the format admits) or it is outside
+ * the years 0001 to 9999.
+ */
+export function instantField(field: string, text: string): Date {
+  const instant = new Date(text);
+  if (Number.isNaN(instant.getTime())) throw validationError(field, 'is not an instant this service can hold (a leap second, :60, is not accepted)');
+  if (!isHoldableInstant(instant)) throw validationError(field, 'must be between 0001-01-01 and 9999-12-31');
+  return instant;
+}
 export const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 currency code', examples: ['USD'] });
 export const Description = Type.String({ maxLength: 500 });
 

@@ -1,11 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import { Account } from '../accounts/schemas.js';
-import { AccountNumber, Money, Timestamp, Uuid } from '../http/schemas.js';
+import { AccountNumber, CalendarDay, Money, Timestamp, Uuid } from '../http/schemas.js';
 import { TransactionType } from '../ledger/schemas.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
-const CalendarDate = Type.String({ format: 'date', description: 'A UTC calendar day, YYYY-MM-DD', examples: ['2025-01-31'] });
 const Counterparty = Nullable({ ...AccountNumber, description: 'The other side’s account number; null for the bank’s own side (cash, loan fund)' });
 
 const STATEMENT_FORMATS = ['json', 'csv', 'pdf'] as const;
@@ -13,8 +12,8 @@ export type StatementFormat = (typeof STATEMENT_FORMATS)[number];
 
 export const StatementQuery = Type.Object(
   {
-    from: Type.Optional({ ...CalendarDate, description: 'First day of the period (inclusive); default: the first day of the month of `to`' }),
-    to: Type.Optional({ ...CalendarDate, description: 'Last day of the period (inclusive); default: today (UTC)' }),
+    from: Type.Optional({ ...CalendarDay, description: 'First day of the period (inclusive); default: the first day of the month of `to`' }),
+    to: Type.Optional({ ...CalendarDay, description: 'Last day of the period (inclusive); default: today (UTC)' }),
     format: Type.Optional(Type.Union(STATEMENT_FORMATS.map((format) => Type.Literal(format)), { default: 'json' })),
   },
   { additionalProperties: false },
@@ -40,8 +39,8 @@ const HeldTransfer = Type.Object({
 
 const Statement = Type.Object({
   account: Type.Ref(Account),
-  from: CalendarDate,
-  to: CalendarDate,
+  from: CalendarDay,
+  to: CalendarDay,
   opening_balance: { ...Money, description: 'The balance after the last journal entry before `from` (0.00 when there is none)' },
   closing_balance: { ...Money, description: 'opening_balance + total_credits − total_debits' },
   total_credits: { ...Money, description: 'Sum of the entries entering the account' },

@@ -3,6 +3,7 @@ import { getVisibleAccount, toAccountView, type AccountView } from '../accounts/
 import type { AuthenticatedUser } from '../auth/service.js';
 import type { AccountRow, Db, Tx } from '../db/schema.js';
 import { validationError } from '../http/errors.js';
+import { instantField } from '../http/schemas.js';
 import { formatAmount } from '../money.js';
 import { getUser } from '../users/service.js';
 import {
@@ -181,7 +182,7 @@ export async function readStatement(tx: Tx, caller: AuthenticatedUser, accountId
 /** A balance-at request's instant: now by default, never in the future (the journal has no future yet). */
 export function resolveInstant(at: string | undefined, now: Date): Date {
   if (at === undefined) return now;
-  const instant = new Date(at);
+  const instant = instantField('at', at);
   if (instant.getTime() > now.getTime()) throw validationError('at', 'must not be in the future');
   if (instant.getTime() < utcDay('1900-01-01').getTime()) throw validationError('at', 'must be 1900-01-01 or later');
   return instant;

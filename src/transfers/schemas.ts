@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { PageQuery, pageOf } from '../http/pagination.js';
-import { AccountNumber, AmountInput, Description, Uuid } from '../http/schemas.js';
+import { AccountNumber, AmountInput, CalendarDay, Description, Uuid } from '../http/schemas.js';
 import { Transaction, TransactionStatus, TransactionType } from '../ledger/schemas.js';
 
 export const TransferBody = Type.Object(
@@ -16,7 +16,7 @@ export const TransferBody = Type.Object(
 /** A transfer's answer: the Transaction, plus `transaction_id` (equal to `id`) for the seed's clients. */
 export const TransferResult = Type.Intersect([Type.Ref(Transaction), Type.Object({ transaction_id: Uuid })]);
 
-const Day = Type.String({ format: 'date', description: 'YYYY-MM-DD, UTC, inclusive' });
+const Day = { ...CalendarDay, description: 'YYYY-MM-DD, UTC, inclusive' };
 
 export const ListTransactionsQuery = Type.Object(
   {

@@ -69,6 +69,20 @@ describe('parseAmount', () => {
   ])('refuses %s (%s)', (input) => {
     expect(() => parseAmount(input)).toThrow(InvalidAmountError);
   });
+  it.each<[unknown, string]>([
+    ['1000000000000.00', 'must not exceed 999999999999.99'],
+    ['1234567890123456789012345678901', 'must not exceed 999999999999.99'],
+    ['10.000000000000000001', 'must have at most two decimal places'],
+    ['0.001', 'must have at most two decimal places'],
+    ['-5.00', 'must be greater than zero'],
+    ['0.00', 'must be greater than zero'],
+    [-0, 'must be greater than zero'],
+    ['1e3', 'must be a decimal amount with at most two decimal places, like "12.50"'],
+    ['abc', 'must be a decimal amount with at most two decimal places, like "12.50"'],
+    [true, 'must be a decimal string or number'],
+  ])('tells what is wrong with %j: %s', (input, message) => {
+    expect(() => parseAmount(input)).toThrow(message);
+  });
 });
 
 describe('formatAmount', () => {
