@@ -3,6 +3,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.js';
+import { problem, sendProblem } from './errors.js';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -38,5 +39,14 @@ export function fastifyOptions(config: Config, logger: FastifyServerOptions['log
     },
     requestTimeout: 30_000,
     trustProxy: false,
+    // The router refuses some paths before any route, hook or error handler runs (a segment that is
+    // not UTF-8 once percent-decoded, a parameter past maxParamLength); they answer problem+json too.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id);
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return sendProblem(reply, problem('validation_error', 'A path parameter is longer than 100 characters', [{ field: 'path', message: 'is too long' }]));
+      }
+      return sendProblem(reply, problem('bad_request', 'The URL is not valid: a path segment is not percent-encoded UTF-8'));
+    },
   };
 }

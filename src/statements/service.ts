@@ -3,7 +3,7 @@ import { getVisibleAccount, toAccountView, type AccountView } from '../accounts/
 import type { AuthenticatedUser } from '../auth/service.js';
 import type { AccountRow, Db, Tx } from '../db/schema.js';
 import { validationError } from '../http/errors.js';
-import { instantField } from '../http/schemas.js';
+import { instantField, isHoldableInstant } from '../http/schemas.js';
 import { formatAmount } from '../money.js';
 import { getUser } from '../users/service.js';
 import {
@@ -41,6 +41,8 @@ export function resolvePeriod(query: { from?: string | undefined; to?: string | 
   if (from > to) throw validationError('from', `must not be after to (${to})`);
   const start = utcDay(from);
   const end = new Date(utcDay(to).getTime() + DAY_MS);
+  // The period ends where the next day starts: 9999-12-31 would end in year 10000.
+  if (!isHoldableInstant(end)) throw validationError('to', 'must be 9999-12-30 or earlier');
   const days = (end.getTime() - start.getTime()) / DAY_MS;
   if (days > maxDays) throw validationError('to', `the period spans ${days} days; at most ${maxDays} are allowed`);
   return { from, to, start, end };

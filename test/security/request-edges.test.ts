@@ -61,8 +61,22 @@ describe('dates and instants outside what the database holds', () => {
     }
   });
 
-  it('refuses a statement period starting in year 0000 with 422', async () => {
+  it('refuses a statement period starting in year 0000, or ending in year 10000, with 422', async () => {
     expectProblem(await alice.get(`/accounts/${alice.account.id}/statement?from=0000-01-01&to=0000-01-31`), 422, 'validation_error');
+    for (const format of ['json', 'csv', 'pdf']) {
+      const response = await alice.get(`/accounts/${alice.account.id}/statement?from=9999-12-31&to=9999-12-31&format=${format}`);
+      expectProblem(response, 422, 'validation_error');
+      expect(response.data.errors).toEqual([{ field: 'to', message: 'must be 9999-12-30 or earlier' }]);
+    }
+  });
+
+  it('answers a path parameter that is not UTF-8, or too long, with problem+json', async () => {
+    for (const [segment, status] of [['%ED%A0%80', 400], ['%FF%FE', 400], ['a'.repeat(5000), 422]] as const) {
+      const response = await bank.admin.get(`/accounts/${segment}`);
+      expect(response.statusCode).toBe(status);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.headers['x-request-id']).toEqual(expect.any(String));
+    }
   });
 
   it('refuses a leap second and instants outside years 0001 to 9999 in balance?at=', async () => {
