@@ -14,6 +14,7 @@ import {
   findActiveAccessTokens,
   type ActiveAccessToken,
   issueRefreshToken,
+  moveSessionToCredentialVersion,
   openSession,
   registerAccessToken,
   revokeAccessToken,
@@ -77,24 +78,26 @@ export class AuthService {
 
   async login(meta: Actor, rawEmail: string, password: string): Promise<TokenResponse> {
     const email = rawEmail.toLowerCase();
-    const lockedFor = await this.throttle.lockedFor(email);
-    if (lockedFor > 0) {
+    // Counted before the password is checked, so that concurrent attempts count too: of a burst for one
+    // email, no more than LOGIN_MAX_FAILURES reach the hash.
+    const attempt = await this.throttle.reserveAttempt(email);
+    if (!attempt.allowed) {
       await withTransaction(this.database, (tx) =>
-        record(tx, meta, { action: 'auth.login_locked', targetType: 'email', targetId: email, details: { retry_after_seconds: lockedFor } }),
+        record(tx, meta, { action: 'auth.login_locked', targetType: 'email', targetId: email, details: { retry_after_seconds: attempt.retryAfterSeconds } }),
       );
-      throw new DomainError('too_many_attempts', 'Too many failed logins for this email; try again later', { retryAfterSeconds: lockedFor });
+      throw new DomainError('too_many_attempts', 'Too many failed logins for this email; try again later', { retryAfterSeconds: attempt.retryAfterSeconds });
     }
+    // One row read: the session is stamped with the credential version read with the hash verified here.
     const user = await findUserByEmail(this.database.db, email);
     // Always one bcrypt comparison (against a dummy hash for an unknown email): every refusal takes as long.
     const passwordMatches = await this.hasher.verify(password, user?.password_hash);
     if (!user || !passwordMatches || !user.is_active) {
-      const lockout = await this.throttle.recordFailure(email);
       await withTransaction(this.database, (tx) =>
         record(tx, { ...meta, id: user?.id ?? null, role: user?.role ?? null }, {
           action: 'auth.login_failed',
           targetType: 'user',
           targetId: user?.id ?? null,
-          details: { email, reason: !user ? 'unknown_email' : !passwordMatches ? 'wrong_password' : 'disabled', ...(lockout ? { locked_for_seconds: lockout } : {}) },
+          details: { email, reason: !user ? 'unknown_email' : !passwordMatches ? 'wrong_password' : 'disabled', ...(attempt.lockoutSeconds ? { locked_for_seconds: attempt.lockoutSeconds } : {}) },
         }),
       );
       throw new DomainError('invalid_credentials', 'Email or password is wrong');
@@ -154,13 +157,23 @@ export class AuthService {
     const problem = passwordProblem(newPassword);
     if (problem) throw validationError('new_password', problem);
     const user = await findUserById(this.database.db, caller.id);
-    if (!user || !(await this.hasher.verify(currentPassword, user.password_hash))) {
-      throw new DomainError('invalid_credentials', 'The current password is wrong');
-    }
+    const wrongPassword = () => new DomainError('invalid_credentials', 'The current password is wrong');
+    if (!user || !(await this.hasher.verify(currentPassword, user.password_hash))) throw wrongPassword();
     const passwordHash = await this.hasher.hash(newPassword);
     await withTransaction(this.database, async (tx) => {
-      await tx.updateTable('users').set({ password_hash: passwordHash, updated_at: sql`now()` }).where('id', '=', caller.id).execute();
-      // Whoever else holds a session (a thief with the old password, say) is signed out; the caller stays.
+      // Only if the password verified above is still the user's: a change or a disable committed since
+      // has bumped the credential version (a trigger, migration 0016), as this update does.
+      const changed = await tx
+        .updateTable('users')
+        .set({ password_hash: passwordHash, updated_at: sql`now()` })
+        .where('id', '=', caller.id)
+        .where('credential_version', '=', user.credential_version)
+        .returning('credential_version')
+        .executeTakeFirst();
+      if (!changed) throw wrongPassword();
+      // Every session opened against the old password ends, logins still in flight included; the caller's stays.
+      await moveSessionToCredentialVersion(tx, caller.sessionId, user.credential_version, changed.credential_version);
+      // Revoked too, so that each says why it ended.
       const revoked = await revokeUserSessions(tx, caller.id, 'password_changed', caller.sessionId);
       await record(tx, actor, { action: 'auth.password_changed', targetType: 'user', targetId: caller.id, details: { sessions_revoked: revoked } });
     });
@@ -219,7 +232,7 @@ export class AuthService {
   }
 
   private async startSession(tx: Tx, user: UserRow, withRefreshToken: boolean): Promise<TokenResponse> {
-    return this.issueTokens(tx, user, await openSession(tx, user.id), withRefreshToken);
+    return this.issueTokens(tx, user, await openSession(tx, user.id, user.credential_version), withRefreshToken);
   }
 
   private async issueTokens(tx: Tx, user: UserRow, sessionId: string, withRefreshToken: boolean): Promise<TokenResponse> {

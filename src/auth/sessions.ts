@@ -7,9 +7,27 @@ export function hashRefreshToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-export async function openSession(tx: Tx, userId: string): Promise<string> {
-  const session = await tx.insertInto('sessions').values({ user_id: userId, revoked_at: null, revoked_reason: null }).returning('id').executeTakeFirstOrThrow();
+/**
+ * A session lives while `credentialVersion` is its user's (migration 0016): it must be the version read in
+ * the same row as the password hash the login verified, so that a password change or a disable committed
+ * after that read ends the session, even one opened after the change.
+ */
+export async function openSession(tx: Tx, userId: string, credentialVersion: number): Promise<string> {
+  const session = await tx
+    .insertInto('sessions')
+    .values({ user_id: userId, credential_version: credentialVersion, revoked_at: null, revoked_reason: null })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   return session.id;
+}
+
+/**
+ * Moves a session to its user's new credential version: the caller's own, on its password change, in
+ * the change's transaction. Only a session that was current moves, so one already ended by an earlier
+ * change or a disable stays ended.
+ */
+export async function moveSessionToCredentialVersion(tx: Tx, sessionId: string, from: number, to: number): Promise<void> {
+  await tx.updateTable('sessions').set({ credential_version: to }).where('id', '=', sessionId).where('credential_version', '=', from).execute();
 }
 
 export async function registerAccessToken(tx: Tx, token: { jti: string; sessionId: string; userId: string; expiresInSeconds: number }): Promise<void> {
@@ -46,8 +64,9 @@ export interface ActiveAccessToken {
 /**
  * The lookup every authenticated request needs: each token's registration, its session and its user,
  * by primary keys, for the tokens (of concurrent requests) that are neither revoked nor in a revoked
- * session. A function (migration 0011), so that PostgreSQL plans the join once per connection, called
- * as a prepared statement, so that the call itself is parsed and planned once per connection too.
+ * session, nor in one opened against credentials that have changed since (migration 0016). A function
+ * (migration 0011), so that PostgreSQL plans the join once per connection, called as a prepared
+ * statement, so that the call itself is parsed and planned once per connection too.
  */
 export async function findActiveAccessTokens(database: DatabaseHandle, jtis: readonly string[]): Promise<ActiveAccessToken[]> {
   return database.withSession((session) => session.query<ActiveAccessToken>('SELECT * FROM active_access_tokens($1::uuid[])', [[...jtis]], { prepared: true }));
@@ -60,15 +79,18 @@ export type RefreshOutcome =
 
 /**
  * Spends a refresh token. The UPDATE ... WHERE used_at IS NULL makes it single-use even when two
- * requests present it at once: exactly one of them flips used_at.
+ * requests present it at once: exactly one of them flips used_at. A token of a session whose credential
+ * version is no longer its user's is not spent, and is answered as unknown.
  */
 export async function spendRefreshToken(tx: Tx, token: string): Promise<RefreshOutcome> {
   const hash = hashRefreshToken(token);
   const spent = await tx
     .updateTable('refresh_tokens as r')
-    .from('sessions as s')
+    .from(['sessions as s', 'users as u'])
     .set({ used_at: sql`now()` })
     .whereRef('s.id', '=', 'r.session_id')
+    .whereRef('u.id', '=', 's.user_id')
+    .whereRef('u.credential_version', '=', 's.credential_version')
     .where('r.token_hash', '=', hash)
     .where('r.used_at', 'is', null)
     .where('r.expires_at', '>', sql<Date>`now()`)

@@ -35,6 +35,8 @@ export interface UsersTable {
   password_hash: string;
   role: Role;
   is_active: Generated<boolean>;
+  /** Bumped by a new password and by a disable (migration 0016); a session lives only while it matches. */
+  credential_version: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Timestamp;
 }
@@ -124,6 +126,8 @@ export interface IdempotencyKeysTable {
 export interface SessionsTable {
   id: Generated<string>;
   user_id: string;
+  /** The user's credential_version that the login read with the password hash it verified. */
+  credential_version: number;
   created_at: Generated<Date>;
   revoked_at: Date | null;
   revoked_reason: string | null;

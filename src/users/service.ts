@@ -69,7 +69,10 @@ export async function listUsers(db: Db, query: { role?: Role; limit: number; cur
   return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), toUserView);
 }
 
-/** An admin renames, disables or re-enables a user. Disabling ends its sessions (a database trigger). */
+/**
+ * An admin renames, disables or re-enables a user. Disabling ends its sessions, logins in flight included
+ * (database triggers: it revokes the sessions and bumps the credential version, migrations 0003 and 0016).
+ */
 export async function updateUser(tx: Tx, actor: Actor, id: string, patch: { name?: string; isActive?: boolean }): Promise<UserRow> {
   const before = await tx.selectFrom('users').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
   if (!before) throw new DomainError('not_found', 'No such user');
