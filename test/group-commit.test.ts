@@ -63,15 +63,16 @@ describe('a batch of transfers (group commit)', () => {
     expect(await balanceOf(carol)).toBe('100.00');
   });
 
-  it('stores no key for a refused transfer: the same key runs afresh later', async () => {
+  it('stores a refused transfer’s key with its refusal: the same key replays it, even once the money is there', async () => {
     const alice = await bank.customer('10.00');
     const bob = await bank.customer();
-    const [refused] = await batch([request(alice, bob, '50.00', 'retry-me'), request(bob, alice, '0.01')]);
+    const [refused] = await batch([request(alice, bob, '50.00', 'refused-once'), request(bob, alice, '0.01')]);
     expect(codeOf(refused!)).toBe('insufficient_funds');
     await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '40.00' });
-    const [retried] = await batch([request(alice, bob, '50.00', 'retry-me')]);
-    expect(codeOf(retried!)).toBe('201');
-    expect(await balanceOf(alice)).toBe('0.00');
+    const [repeated] = await batch([request(alice, bob, '50.00', 'refused-once')]);
+    expect(codeOf(repeated!)).toBe('insufficient_funds');
+    expect(!repeated!.ok && (repeated!.error as { extra?: { replayed?: boolean } }).extra?.replayed).toBe(true);
+    expect(await balanceOf(alice)).toBe('50.00');
   });
 
   it('counts the batch’s earlier transfers against the daily limit', async () => {

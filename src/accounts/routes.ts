@@ -121,8 +121,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database
         },
       },
       async (request, reply) => {
-        const amount = amountField('amount', request.body.amount);
-        return runIdempotent(database, request, reply, 201, (tx) => post(tx, actorOf(request), request.params.id, amount, request.body.description ?? null));
+        const input = { accountId: request.params.id, amount: amountField('amount', request.body.amount), description: request.body.description ?? null };
+        return runIdempotent(database, request, reply, 201, input, (tx) => post(tx, actorOf(request), input.accountId, input.amount, input.description));
       },
     );
   }

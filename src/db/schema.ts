@@ -120,6 +120,9 @@ export interface IdempotencyKeysTable {
   fingerprint: string;
   status_code: number | null;
   response: ColumnType<unknown, string | null, string>;
+  /** A kept refusal, as the service's error code and detail; null on a success. */
+  problem_code: string | null;
+  problem_detail: string | null;
   created_at: Generated<Date>;
 }
 

@@ -6,7 +6,7 @@ import type { DatabaseHandle } from '../db/connection.js';
 import type { Db, Tx } from '../db/schema.js';
 import { sqlState, withTransaction } from '../db/transaction.js';
 import { callerOf, tokenHolderOf } from './access.js';
-import { DomainError } from './errors.js';
+import { DomainError, ERROR_STATUS, type ErrorCode } from './errors.js';
 
 /** Kept at least this long (API.md: 24 hours), then purged. */
 export const IDEMPOTENCY_KEY_HOURS = 24;
@@ -17,21 +17,20 @@ export const IdempotencyHeaders = Type.Object({
   ),
 });
 
-/** What a request means: method, concrete path and body, in a stable serialisation. */
-function fingerprintOf(request: FastifyRequest): string {
-  const canonical = JSON.stringify([request.method, request.url.split('?')[0], sortKeys(request.body ?? null)]);
+/**
+ * What a request means, as its route has parsed and validated it: the path's ids and the body's
+ * fields, amounts as bigint minor units. Built by the route in a fixed shape, so that requests written
+ * differently (`"7"`, `7` or `"7.00"`; fields in any order; an optional field left out or null) that
+ * ask for the same thing have the same meaning.
+ */
+export type RequestMeaning = Readonly<Record<string, string | bigint | null>>;
+
+function fingerprintOf(meaning: RequestMeaning): string {
+  const canonical = JSON.stringify(meaning, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, sortKeys(v)]));
-  }
-  return value;
-}
-
-/** Where a request's key lives and what the request means: its method, concrete path and body. */
+/** Where a request's key lives (user, endpoint, key) and what the request means. */
 export interface IdempotencyScope {
   userId: string;
   endpoint: string;
@@ -40,18 +39,20 @@ export interface IdempotencyScope {
 }
 
 /** The scope of a request that carries an Idempotency-Key, or null when it carries none. */
-export function idempotencyScopeOf(request: FastifyRequest): IdempotencyScope | null {
+export function idempotencyScopeOf(request: FastifyRequest, meaning: RequestMeaning): IdempotencyScope | null {
   const key = request.headers['idempotency-key'];
   if (typeof key !== 'string') return null;
   const userId = request.routeOptions.config.tokenCheckedByStatement ? tokenHolderOf(request).id : callerOf(request).id;
-  return { userId, endpoint: `${request.method} ${request.routeOptions.url}`, key, fingerprint: fingerprintOf(request) };
+  return { userId, endpoint: `${request.method} ${request.routeOptions.url}`, key, fingerprint: fingerprintOf(meaning) };
 }
 
-/** What is stored under a key that an earlier request claimed. */
+/** What is stored under a key that an earlier request claimed: its answer, or its refusal. */
 export interface StoredAnswer {
   fingerprint: string;
   status_code: number | null;
   response: unknown;
+  problem_code: ErrorCode | null;
+  problem_detail: string | null;
 }
 
 /** An answer to send: a fresh one, or the stored answer of an earlier request with the same key. */
@@ -61,12 +62,35 @@ export interface Outcome {
   body: unknown;
 }
 
-/** The replay of a stored answer, if the request is the same one that stored it. */
-export function replayOf(stored: StoredAnswer, scope: IdempotencyScope): Outcome {
+/** The replay of a stored answer, or the stored refusal thrown again, if the request is the same one that stored it. */
+function replayOf(stored: StoredAnswer, scope: IdempotencyScope): Outcome {
   if (stored.fingerprint !== scope.fingerprint) {
     throw new DomainError('idempotency_key_reused', 'This Idempotency-Key was used with a different request');
   }
+  if (stored.problem_code) throw new DomainError(stored.problem_code, stored.problem_detail ?? stored.problem_code, { replayed: true });
   return { replayed: true, status: stored.status_code!, body: stored.response };
+}
+
+/**
+ * Answers that say the request was not processed at all (API.md): not kept under its key, so that a
+ * corrected or later retry runs. Neither is an answer about the key (idempotency_key_reused), nor a 5xx.
+ */
+const NOT_PROCESSED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'validation_error',
+  'bad_request',
+  'payload_too_large',
+  'unsupported_media_type',
+  'unauthorized',
+  'forbidden',
+  'rate_limited',
+  'too_many_attempts',
+  'idempotency_in_progress',
+  'idempotency_key_reused',
+]);
+
+/** A business refusal (insufficient_funds, not_found, overpayment, ...): an answer kept under its key like a success. */
+function isKeptRefusal(error: unknown): error is DomainError {
+  return error instanceof DomainError && !NOT_PROCESSED.has(error.code) && ERROR_STATUS[error.code] < 500;
 }
 
 /**
@@ -87,34 +111,52 @@ export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply
 }
 
 /**
- * Runs a money-moving request at most once per (user, endpoint, key).
+ * Runs a money-moving request at most once per (user, endpoint, key), and answers every repeat with
+ * the key's first answer: the result, or a business refusal.
  *
  * The key is claimed by the transaction's first statement (`idempotency_claim`, migration 0007). A
  * concurrent repeat's claim waits on the unique key until the first transaction ends: if it committed,
- * the repeat finds the stored answer and replays it; if it rolled back (the request was refused), the
- * repeat runs afresh. The wait is bounded by the connection's lock_timeout, past which the repeat
- * answers 409 idempotency_in_progress. The stored answer commits with the money, so neither can exist
- * without the other.
+ * the repeat finds the stored answer or refusal and replays it; if it rolled back (the request was not
+ * processed: a validation error, a database failure), the repeat runs afresh. The wait is bounded by
+ * the connection's lock_timeout, past which the repeat answers 409 idempotency_in_progress. The stored
+ * answer commits with the money, so neither can exist without the other.
+ *
+ * A refusal rolls the work back to a savepoint taken after the claim, and the refusal commits under the
+ * key in the same transaction: the key is never free between the refusal and its storing, so no
+ * repeat can run the work again in between (and succeed, were a deposit to arrive meanwhile). The
+ * savepoint costs a keyed request one statement more; these are teller, reversal and repayment
+ * requests, not the transfers' path.
  */
 export async function runIdempotent<T>(
   database: DatabaseHandle,
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
+  meaning: RequestMeaning,
   operation: (tx: Tx) => Promise<T>,
 ): Promise<FastifyReply> {
-  const scope = idempotencyScopeOf(request);
+  const scope = idempotencyScopeOf(request, meaning);
   if (!scope) {
     return reply.code(status).send(await withTransaction(database, operation));
   }
-  const outcome = await withTransaction(database, async (tx): Promise<Outcome> => {
+  const answer = await withTransaction(database, async (tx): Promise<Outcome | DomainError> => {
     const stored = await claimIdempotencyKey(tx, scope);
     if (stored) return replayOf(stored, scope);
-    const body = await operation(tx);
-    await sql`SELECT idempotency_store(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${status}, ${JSON.stringify(body)}::jsonb)`.execute(tx);
-    return { replayed: false, status, body };
+    await sql`SAVEPOINT idempotent_work`.execute(tx);
+    try {
+      const body = await operation(tx);
+      await sql`SELECT idempotency_store(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${status}, ${JSON.stringify(body)}::jsonb)`.execute(tx);
+      return { replayed: false, status, body };
+    } catch (error) {
+      if (!isKeptRefusal(error)) throw error;
+      await sql`ROLLBACK TO SAVEPOINT idempotent_work`.execute(tx);
+      await sql`SELECT idempotency_store(${scope.userId}, ${scope.endpoint}, ${scope.key}, NULL, NULL, ${error.code}, ${error.message})`.execute(tx);
+      return error;
+    }
   });
-  return sendOutcome(reply, outcome);
+  // A kept refusal is thrown once it has committed.
+  if (answer instanceof DomainError) throw answer;
+  return sendOutcome(reply, answer);
 }
 
 async function claimIdempotencyKey(tx: Tx, scope: IdempotencyScope): Promise<StoredAnswer | null> {

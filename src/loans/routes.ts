@@ -149,7 +149,9 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
     },
     async (request, reply) => {
       const input = { amount: amountField('amount', request.body.amount), fromAccountId: request.body.from_account_id ?? null };
-      return runIdempotent(database, request, reply, 201, (tx) => repayLoan(tx, actor(request), request.params.id, input, today()));
+      return runIdempotent(database, request, reply, 201, { loanId: request.params.id, ...input }, (tx) =>
+        repayLoan(tx, actor(request), request.params.id, input, today()),
+      );
     },
   );
 };

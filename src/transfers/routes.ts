@@ -91,7 +91,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
       const outcome = await transfers.submit({
         actor: { ...actorOf(request), id: holder.id, role: holder.role, jti: holder.jti },
         input,
-        idempotency: idempotencyScopeOf(request),
+        idempotency: idempotencyScopeOf(request, input),
       });
       return sendOutcome(reply, outcome);
     },
@@ -218,9 +218,12 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
         },
       },
     },
-    async (request, reply) =>
-      runIdempotent(database, request, reply, 201, (tx) =>
-        reverseTransaction(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.reason),
-      ),
+    async (request, reply) => {
+      const { id } = request.params;
+      const { reason } = request.body;
+      return runIdempotent(database, request, reply, 201, { id, reason }, (tx) =>
+        reverseTransaction(tx, { ...actorOf(request), id: callerOf(request).id }, id, reason),
+      );
+    },
   );
 };

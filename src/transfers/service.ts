@@ -25,13 +25,15 @@ export interface TransferRequest {
   idempotency: IdempotencyScope | null;
 }
 
-/** A row of `transfer_batch` (migration 0015): what became of one request of the batch. */
+/** A row of `transfer_batch` (migrations 0015, 0017): what became of one request of the batch. */
 interface TransferBatchRow {
   ord: number;
   http_status: number | null;
+  /** The key's stored answer or refusal, answered again. */
   replayed: boolean;
   /** The answer as JSON text: the new Transaction, or the stored answer replayed. */
   body: string | null;
+  /** A refusal: fresh, or the stored one replayed. */
   problem: ErrorCode | null;
   detail: string | null;
 }
@@ -41,15 +43,15 @@ const TRANSFER_BATCH = `SELECT * FROM transfer_batch($1::uuid[], $2::text[], $3:
 
 /**
  * Moves money between customer accounts: a batch of transfers (group commit: src/db/batch-queue.ts)
- * in one statement, `transfer_batch` (migration 0015), which is its own database transaction. It checks
- * each caller's access token (issued, not revoked, its session and user active: the lookup the access
- * hook makes for other routes), claims
- * the idempotency keys, locks every account involved in id order, reads the senders' history under
- * those locks, checks each transfer in order against the state the batch's earlier transfers left (the
- * balance, the daily limit, the risk rules), so that no transfer can slip past a check that a
- * concurrent one would have made it fail, and records, posts, audits and answers those that pass. A
- * transfer a risk rule flags is held for review instead of posted: its amount stops being available
- * but does not move. Each request gets its own answer.
+ * in one statement, `transfer_batch` (migrations 0015, 0017), which is its own database transaction. It
+ * checks each caller's access token (issued, not revoked, its session and user active: the lookup the
+ * access hook makes for other routes), replays what is stored under the idempotency keys, locks every
+ * account involved in id order, reads the senders' history under those locks, checks each transfer in
+ * order against the state the batch's earlier transfers left (the balance, the daily limit, the risk
+ * rules), so that no transfer can slip past a check that a concurrent one would have made it fail,
+ * records, posts, audits and answers those that pass, and stores each keyed request's answer under its
+ * key, a business refusal as much as a success. A transfer a risk rule flags is held for review
+ * instead of posted: its amount stops being available but does not move. Each request gets its own answer.
  */
 export async function transferBatch(session: Session, requests: readonly TransferRequest[], risk: RiskSettings): Promise<Settled<Outcome>[]> {
   const results: (Settled<Outcome> | undefined)[] = requests.map((request) =>
@@ -86,7 +88,7 @@ export async function transferBatch(session: Session, requests: readonly Transfe
   for (const row of rows) {
     const { index } = sent[row.ord - 1]!;
     results[index] = row.problem
-      ? { ok: false, error: new DomainError(row.problem, row.detail ?? row.problem) }
+      ? { ok: false, error: new DomainError(row.problem, row.detail ?? row.problem, { replayed: row.replayed }) }
       : { ok: true, value: { replayed: row.replayed, status: row.http_status!, body: JSON.parse(row.body!) } };
   }
   return results as Settled<Outcome>[];
