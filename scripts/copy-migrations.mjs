@@ -1,5 +1,15 @@
-// tsc compiles only TypeScript; the SQL migrations ship beside the compiled migrator. The copy replaces
-// the previous one, so that a migration renamed or removed in src/ does not linger in dist/.
-import { cpSync, rmSync } from 'node:fs';
-rmSync('dist/db/migrations', { recursive: true, force: true });
-cpSync('src/db/migrations', 'dist/db/migrations', { recursive: true });
+// tsc compiles only TypeScript; the SQL ships beside the compiled code, where the migrator looks for it:
+// the numbered migrations in dist/db/migrations/, each domain's repeatable files in dist/<domain>/sql/.
+// Each copy replaces the previous one, so that a file renamed or removed in src/ does not linger in dist/.
+import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
+
+/** The `<domain>/sql` folders under root. */
+function repeatableFolders(root) {
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(`${root}/${entry.name}/sql`))
+    .map((entry) => `${entry.name}/sql`);
+}
+
+for (const folder of ['db/migrations', ...repeatableFolders('dist')]) rmSync(`dist/${folder}`, { recursive: true, force: true });
+for (const folder of ['db/migrations', ...repeatableFolders('src')]) cpSync(`src/${folder}`, `dist/${folder}`, { recursive: true });

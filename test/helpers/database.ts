@@ -27,6 +27,18 @@ async function onServer<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * A new, empty PostgreSQL database, named with the run's prefix (postgres-leaks.ts), or the plain one
+ * where no global setup gives it (the fault suite).
+ */
+async function createPostgresDatabase(): Promise<{ url: string; dropDatabase: () => Promise<void> }> {
+  const name = `${inject('postgresDatabasePrefix') ?? 'bank_test_'}${randomBytes(6).toString('hex')}`;
+  await onServer((client) => client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), dropDatabase: () => onServer((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {}) };
+}
+
 /** A fresh, migrated database of its own for one test file: in-memory PGlite, or a new PostgreSQL database. */
 export async function createTestDatabase(options: { poolSize?: number } = {}): Promise<TestDatabase> {
   if (engine === 'pglite') {
@@ -36,19 +48,51 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
     await migrate(handle);
     return { handle, url: undefined, drop: () => handle.close() };
   }
-  // The run's prefix (postgres-leaks.ts), or the plain one where no global setup gives it (the fault suite).
-  const name = `${inject('postgresDatabasePrefix') ?? 'bank_test_'}${randomBytes(6).toString('hex')}`;
-  await onServer((client) => client.query(`CREATE DATABASE ${name}`));
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const handle = await openDatabase({ databaseUrl: url.toString(), dataDir: '', poolSize: options.poolSize ?? 20 });
+  const { url, dropDatabase } = await createPostgresDatabase();
+  const handle = await openDatabase({ databaseUrl: url, dataDir: '', poolSize: options.poolSize ?? 20 });
   await migrate(handle);
   return {
     handle,
-    url: url.toString(),
+    url,
     async drop() {
       await handle.close();
-      await onServer((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+      await dropDatabase();
+    },
+  };
+}
+
+export interface EmptyDatabase {
+  /** Separate handles (separate instances) on PostgreSQL; on PGlite the one handle, as many times: it has one session. */
+  handles: DatabaseHandle[];
+  url: string | undefined;
+  drop(): Promise<void>;
+}
+
+// A new PGlite runs initdb inside WebAssembly (seconds); loading a dump of an empty one skips it.
+let emptyPGlite: Promise<Blob> | undefined;
+function emptyPGliteDump(): Promise<Blob> {
+  emptyPGlite ??= openDatabase({ databaseUrl: undefined, dataDir: 'memory://' }).then(async (handle) => {
+    const dump = await handle.pglite!.dumpDataDir('none');
+    await handle.close();
+    return dump;
+  });
+  return emptyPGlite;
+}
+
+/** A database never migrated, for the migrator's own tests, with `count` handles on it. */
+export async function createEmptyDatabase(count = 1): Promise<EmptyDatabase> {
+  if (engine === 'pglite') {
+    const handle = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://', restoreFrom: await emptyPGliteDump() });
+    return { handles: Array.from({ length: count }, () => handle), url: undefined, drop: () => handle.close() };
+  }
+  const { url, dropDatabase } = await createPostgresDatabase();
+  const handles = await Promise.all(Array.from({ length: count }, () => openDatabase({ databaseUrl: url, dataDir: '', poolSize: 2 })));
+  return {
+    handles,
+    url,
+    async drop() {
+      await Promise.all(handles.map((handle) => handle.close()));
+      await dropDatabase();
     },
   };
 }
