@@ -393,20 +393,25 @@ describe('bank: random transfers while servers and the database crash', () => {
         if (!byId.has(row.id)) anomaly(`transfer ${row.id} (${row.amount} from ${row.from_account_id}) is in the database but was never acknowledged`);
       }
 
-      // The stored idempotent answers agree with what the clients were told.
-      const keys = await db.query<{ key: string; status_code: number | null; id: string | null }>(
-        "SELECT key, status_code, response->>'id' AS id FROM idempotency_keys WHERE endpoint = 'POST /transactions/transfer'",
+      // The stored idempotent answers agree with what the clients were told: the transfer a client was
+      // answered 201, or the refusal it was answered (refusals are kept under their key too).
+      const keys = await db.query<{ key: string; status_code: number | null; id: string | null; problem_code: string | null }>(
+        "SELECT key, status_code, response->>'id' AS id, problem_code FROM idempotency_keys WHERE endpoint = 'POST /transactions/transfer'",
       );
       const opsByKey = new Map(operations.map((op) => [op.key, op]));
       for (const row of keys.rows) {
         const op = opsByKey.get(row.key);
+        const agrees =
+          op?.outcome === 'acknowledged'
+            ? op.transactionId === row.id && row.status_code === 201
+            : op?.outcome === 'refused' && row.problem_code === op.refusal && row.status_code === null;
         if (!op) anomaly(`idempotency key ${row.key} stored but never sent`);
-        else if (op.outcome !== 'acknowledged' || op.transactionId !== row.id || row.status_code !== 201) {
-          anomaly(`idempotency key ${row.key} stored ${row.status_code} ${row.id} but the client ended with ${op.outcome} ${op.transactionId ?? op.refusal}`);
+        else if (!agrees) {
+          anomaly(`idempotency key ${row.key} stored ${row.status_code ?? row.problem_code} ${row.id} but the client ended with ${op.outcome} ${op.transactionId ?? op.refusal}`);
         }
       }
       const storedKeys = new Set(keys.rows.map((row) => row.key));
-      for (const op of acknowledged) if (!storedKeys.has(op.key)) anomaly(`acknowledged key ${op.key} has no stored answer`);
+      for (const op of [...acknowledged, ...refused]) if (!storedKeys.has(op.key)) anomaly(`${op.outcome} key ${op.key} has no stored answer`);
 
       const deposits = await db.query<{ id: string; amount: string }>("SELECT id, amount::text FROM transactions WHERE type = 'deposit'");
       if (deposits.rows.length !== CUSTOMERS || deposits.rows.some((row) => BigInt(row.amount) !== INITIAL_DEPOSIT_CENTS)) {
