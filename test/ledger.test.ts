@@ -236,7 +236,7 @@ describe('the ledger', () => {
       expect(sqlState(direct)).toBe('23514');
     });
 
-    describe('ledger_post, the one writer of balances, held amounts and journal entries (migration 0012), on its own', () => {
+    describe('ledger_post, the one writer of balances, held amounts and journal entries (src/ledger/sql/ledger_post.sql), on its own', () => {
       /** Postings as ledger_post takes them: per posting its transaction and held change, per entry its posting. */
       interface Raw {
         transactions: (string | null)[];
@@ -322,6 +322,25 @@ describe('the ledger', () => {
         expect(await heldOf(carol.account.id)).toBe(400n);
       });
 
+      it('refuses postings in which one overdraws a customer account, though a later one would cover it (CHECK, 23514), changing nothing', async () => {
+        const carol = await bank.customer('10.00');
+        const dave = await bank.customer('10.00');
+        const { id } = await someTransaction();
+        const before = await snapshot();
+        const overdrawn = await post({
+          transactions: [id, id],
+          entries: [
+            { posting: 1, account: carol.account.id, amount: -1001n },
+            { posting: 1, account: dave.account.id, amount: 1001n },
+            { posting: 2, account: dave.account.id, amount: -1n },
+            { posting: 2, account: carol.account.id, amount: 1n },
+          ],
+        });
+        expect(sqlState(overdrawn)).toBe('23514');
+        expect((overdrawn as { constraint?: string }).constraint).toBe('accounts_customer_not_overdrawn');
+        expect(await snapshot()).toEqual(before);
+      });
+
       it('records, for two entries of one account, the balance each left behind, in their order', async () => {
         const row = await withTransaction(handle(), (tx) =>
           postTransaction(
@@ -340,98 +359,6 @@ describe('the ledger', () => {
           [bob.account.id, 50n, (await snapshot()).balances.get(bob.account.id)],
           [alice.account.id, -20n, balance],
         ]);
-      });
-    });
-
-    describe('transfer_batch_finish, the writer of a batch of transfers (migrations 0010 and 0012), on its own', () => {
-      type Party = { user: { id: string }; account: { id: string } };
-      /** A transfer as the service hands it over once it has passed its checks. */
-      const transfer = (from: Party, to: Party, amount: bigint, status: 'completed' | 'pending_review' = 'completed') => ({
-        id: randomUUID(),
-        status,
-        review_reasons: status === 'completed' ? [] : ['large_amount'],
-        sender: from.account.id,
-        receiver: to.account.id,
-        amount: String(amount),
-        currency: 'USD',
-        description: null,
-        user: from.user.id,
-        actor_role: 'customer',
-        ip: null,
-        request_id: null,
-        audit_details: {},
-        key: null,
-        endpoint: null,
-        answer: { status },
-      });
-      type Transfer = ReturnType<typeof transfer>;
-      const finish = (transfers: Transfer[]) =>
-        withTransaction(handle(), async (tx) =>
-          (await sql<{ answer: { status: string; created_at: string } }>`
-            SELECT transfer_batch_finish(${JSON.stringify(transfers)}::jsonb, '[]'::jsonb) AS answer`.execute(tx)).rows.map((row) => row.answer),
-        );
-      const refusal = async (transfers: Transfer[]) => {
-        try {
-          await finish(transfers);
-        } catch (error) {
-          return error;
-        }
-        throw new Error('expected the batch to be refused');
-      };
-
-      it('records the balance each entry left behind as if the transfers had been posted one by one, and answers each with its stored time', async () => {
-        const carol = await bank.customer('100.00');
-        const dave = await bank.customer('100.00');
-        const batch = [transfer(carol, dave, 3000n), transfer(dave, carol, 1000n), transfer(carol, dave, 500n, 'pending_review'), transfer(carol, dave, 2000n)];
-        const answers = await finish(batch);
-        const entries = await db()
-          .selectFrom('journal_entries')
-          .select(['transaction_id', 'account_id', 'amount', 'balance_after'])
-          .where('account_id', 'in', [carol.account.id, dave.account.id])
-          .where('transaction_id', 'in', batch.map((t) => t.id))
-          .orderBy('id')
-          .execute();
-        expect(entries.map((e) => [e.transaction_id, e.account_id, e.amount, e.balance_after])).toEqual([
-          [batch[0]!.id, carol.account.id, -3000n, 7000n],
-          [batch[0]!.id, dave.account.id, 3000n, 13000n],
-          [batch[1]!.id, dave.account.id, -1000n, 12000n],
-          [batch[1]!.id, carol.account.id, 1000n, 8000n],
-          [batch[3]!.id, carol.account.id, -2000n, 6000n],
-          [batch[3]!.id, dave.account.id, 2000n, 14000n],
-        ]);
-        const carolNow = await db().selectFrom('accounts').select(['balance', 'held']).where('id', '=', carol.account.id).executeTakeFirstOrThrow();
-        expect(carolNow).toEqual({ balance: 6000n, held: 500n });
-        const recorded = await db().selectFrom('transactions').select(['id', 'status', 'created_at']).where('id', 'in', batch.map((t) => t.id)).execute();
-        const byId = new Map(recorded.map((row) => [row.id, row]));
-        expect(answers.map((a) => a.status)).toEqual(['completed', 'completed', 'pending_review', 'completed']);
-        batch.forEach((t, i) => expect(answers[i]!.created_at).toBe(byId.get(t.id)!.created_at.toISOString()));
-        const audit = await db().selectFrom('audit_log').select('target_id').where('target_id', 'in', batch.map((t) => t.id)).orderBy('entry_no').execute();
-        expect(audit.map((a) => a.target_id)).toEqual(batch.map((t) => t.id));
-      });
-
-      it('refuses a batch in which one transfer overdraws a customer account, though a later one would cover it (CHECK, 23514), changing nothing', async () => {
-        const carol = await bank.customer('10.00');
-        const dave = await bank.customer('10.00');
-        const before = await snapshot();
-        expect(sqlState(await refusal([transfer(carol, dave, 1001n), transfer(dave, carol, 1n)]))).toBe('23514');
-        expect(await snapshot()).toEqual(before);
-      });
-
-      it('refuses a batch in which a held amount leaves less than nothing available after one transfer, though a later one restores it', async () => {
-        const carol = await bank.customer('10.00');
-        const dave = await bank.customer('10.00');
-        const before = await snapshot();
-        const batch = [transfer(carol, dave, 1000n, 'pending_review'), transfer(carol, dave, 1n), transfer(dave, carol, 1n)];
-        expect(sqlState(await refusal(batch))).toBe('23514');
-        expect(await snapshot()).toEqual(before);
-        const held = await db().selectFrom('accounts').select('held').where('id', '=', carol.account.id).executeTakeFirstOrThrow();
-        expect(held.held).toBe(0n);
-      });
-
-      it('refuses a transfer naming an account that does not exist (23503)', async () => {
-        const carol = await bank.customer('10.00');
-        const ghost = { user: carol.user, account: { id: randomUUID() } };
-        expect(sqlState(await refusal([transfer(carol, ghost, 1n)]))).toBe('23503');
       });
     });
   });

@@ -11,6 +11,7 @@ import type { DatabaseHandle } from '../src/db/connection.js';
 import { migrate, readMigrations, readRepeatables, type Applied } from '../src/db/migrate.js';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, Client, testConfig } from './helpers/app.js';
 import { createEmptyDatabase, createTestDatabase, type EmptyDatabase, type TestDatabase } from './helpers/database.js';
+import { dumpSchema } from '../scripts/schema.js';
 
 /**
  * The real upgrade: a database built by the last release before the fold (its migrations 0001 to 0015,
@@ -88,17 +89,6 @@ async function writeMoneyBeforeFold(handle: DatabaseHandle): Promise<void> {
   );
 }
 
-/** The schema as pg_dump writes it, without what differs between any two dumps (comments, settings, the restrict key). */
-function schemaDump(url: string): string {
-  const dump = execFileSync('pg_dump', ['--schema-only', '--no-owner', '--no-privileges', url], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  return dump
-    .split('\n')
-    .filter((line) => !/^(--|SET |SELECT pg_catalog\.set_config\(|\\restrict |\\unrestrict )/.test(line))
-    .join('\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
-}
-
 /** A unified diff of two texts, empty when they are equal. */
 function unifiedDiff(expected: { label: string; text: string }, actual: { label: string; text: string }): string {
   const dir = mkdtempSync(join(tmpdir(), 'schema-dump-'));
@@ -172,7 +162,7 @@ describe.skipIf(skip)(`a database of the release before the fold (${LAST_RELEASE
   });
 
   it('has the schema of a database this release builds from nothing (pg_dump --schema-only)', () => {
-    const diff = unifiedDiff({ label: 'fresh.sql', text: schemaDump(fresh.url!) }, { label: 'upgraded.sql', text: schemaDump(upgraded.url!) });
+    const diff = unifiedDiff({ label: 'fresh.sql', text: dumpSchema(fresh.url!) }, { label: 'upgraded.sql', text: dumpSchema(upgraded.url!) });
     expect(diff, `pg_dump --schema-only of the upgraded database against a fresh one:\n${diff}`).toBe('');
   });
 });

@@ -162,7 +162,7 @@ export class AuthService {
     const passwordHash = await this.hasher.hash(newPassword);
     await withTransaction(this.database, async (tx) => {
       // Only if the password verified above is still the user's: a change or a disable committed since
-      // has bumped the credential version (a trigger, migration 0016), as this update does.
+      // has bumped the credential version (a trigger: src/auth/sql/triggers.sql), as this update does.
       const changed = await tx
         .updateTable('users')
         .set({ password_hash: passwordHash, updated_at: sql`now()` })

@@ -8,7 +8,7 @@ export function hashRefreshToken(token: string): string {
 }
 
 /**
- * A session lives while `credentialVersion` is its user's (migration 0016): it must be the version read in
+ * A session lives while `credentialVersion` is its user's (src/auth/sql/bump_credential_version.sql): it must be the version read in
  * the same row as the password hash the login verified, so that a password change or a disable committed
  * after that read ends the session, even one opened after the change.
  */
@@ -64,8 +64,8 @@ export interface ActiveAccessToken {
 /**
  * The lookup every authenticated request needs: each token's registration, its session and its user,
  * by primary keys, for the tokens (of concurrent requests) that are neither revoked nor in a revoked
- * session, nor in one opened against credentials that have changed since (migration 0016). A function
- * (migration 0011), so that PostgreSQL plans the join once per connection, called as a prepared
+ * session, nor in one opened against credentials that have changed since (src/auth/sql/bump_credential_version.sql). A function
+ * (src/auth/sql/active_access_tokens.sql), so that PostgreSQL plans the join once per connection, called as a prepared
  * statement, so that the call itself is parsed and planned once per connection too.
  */
 export async function findActiveAccessTokens(database: DatabaseHandle, jtis: readonly string[]): Promise<ActiveAccessToken[]> {

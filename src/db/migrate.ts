@@ -70,8 +70,13 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
   return migrations;
 }
 
-/** Every `<domain>/sql/*.sql` under the code root, in path order. */
+/**
+ * Every `<domain>/sql/*.sql` under the code root, in path order, but the `triggers.sql` files last: a
+ * trigger names its function, which must exist when the trigger is created, while functions may be
+ * created in any order (check_function_bodies is off).
+ */
 export function readRepeatables(root = CODE_ROOT): Repeatable[] {
+  const isTriggers = (path: string) => path.endsWith('/triggers.sql');
   return readdirSync(root, { withFileTypes: true })
     .filter((entry) => entry.isDirectory() && existsSync(join(root, entry.name, 'sql')))
     .flatMap((domain) =>
@@ -79,7 +84,7 @@ export function readRepeatables(root = CODE_ROOT): Repeatable[] {
         .filter((entry) => entry.isFile() && entry.name.endsWith('.sql'))
         .map((entry) => `${domain.name}/sql/${entry.name}`),
     )
-    .sort()
+    .sort((a, b) => Number(isTriggers(a)) - Number(isTriggers(b)) || (a < b ? -1 : a > b ? 1 : 0))
     .map((path) => ({ path, ...readSql(join(root, path)) }));
 }
 

@@ -35,7 +35,7 @@ export interface UsersTable {
   password_hash: string;
   role: Role;
   is_active: Generated<boolean>;
-  /** Bumped by a new password and by a disable (migration 0016); a session lives only while it matches. */
+  /** Bumped by a new password and by a disable (src/auth/sql/triggers.sql); a session lives only while it matches. */
   credential_version: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Timestamp;

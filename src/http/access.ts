@@ -15,7 +15,7 @@ declare module 'fastify' {
      * request is read (the token issued and not revoked, its session alive, its user active with the
      * role the token claims), in the same transaction as its work: the hook verifies the token's
      * signature, expiry and claims and the claimed role against `access`, and sets `tokenHolder`, not
-     * `user`. Only the transfer does this (transfer_batch, migration 0015; docs/security.md).
+     * `user`. Only the transfer does this (transfer_batch: src/transfers/sql/transfer_batch.sql; docs/security.md).
      */
     tokenCheckedByStatement?: boolean;
   }

@@ -114,7 +114,7 @@ export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply
  * Runs a money-moving request at most once per (user, endpoint, key), and answers every repeat with
  * the key's first answer: the result, or a business refusal.
  *
- * The key is claimed by the transaction's first statement (`idempotency_claim`, migration 0007). A
+ * The key is claimed by the transaction's first statement (`idempotency_claim`, src/http/sql/idempotency_claim.sql). A
  * concurrent repeat's claim waits on the unique key until the first transaction ends: if it committed,
  * the repeat finds the stored answer or refusal and replays it; if it rolled back (the request was not
  * processed: a validation error, a database failure), the repeat runs afresh. The wait is bounded by

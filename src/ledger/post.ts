@@ -73,6 +73,8 @@ function insertCompletedTransaction(tx: Tx, posting: Omit<Posting, 'entries'>) {
   return tx
     .insertInto('transactions')
     .values({
+      // Time-ordered (src/ledger/sql/uuid_v7.sql says why).
+      id: sql<string>`uuid_v7()`,
       type: posting.type,
       status: 'completed',
       amount: posting.amount,
@@ -109,7 +111,7 @@ interface HeldChange {
 
 /**
  * Applies entries and a held-amount change to accounts the caller has locked, as one posting of
- * `ledger_post` (migration 0012), the one writer of balances, held amounts and journal entries (a
+ * `ledger_post` (src/ledger/sql/ledger_post.sql), the one writer of balances, held amounts and journal entries (a
  * batch of transfers is many postings of it: transfer_batch), in one round trip. The CHECK
  * constraints refuse a customer balance or available balance below zero, whatever the callers checked.
  */

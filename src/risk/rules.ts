@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 /**
  * The risk rules of API.md's configuration table hold a transfer for review: amount_threshold,
  * new_payee, new_account and velocity, reported in that order. They are evaluated in the database, by
- * `transfer_review_reasons` (migration 0015), inside the statement that checks and posts a batch of
+ * `transfer_review_reasons` (src/risk/sql/transfer_review_reasons.sql), inside the statement that checks and posts a batch of
  * transfers, on the sender's history read under the sender's lock; a new rule is one more element of
  * that function. This module is what the service passes them.
  */

@@ -1,102 +1,37 @@
--- A batch of transfers in one statement. Until now a batch was two (transfer_batch_begin, then the
--- checks in TypeScript, then transfer_batch_finish), and so two round trips with the server's work
--- between them, all of it on the batch's critical path while the accounts were locked. transfer_batch
--- reads the keys' stored answers, locks the accounts, reads the senders' history, checks every
--- transfer in order against what the batch's earlier ones left (the balance, the daily limit, the risk
--- rules), and records, posts, audits and answers those that pass, storing each answer under its key:
--- one call, sent on its own (its own implicit transaction: no BEGIN, no COMMIT), one round trip.
+-- A batch of transfers in one statement, its own database transaction (src/transfers/service.ts, group
+-- commit): it checks each caller's access token (active_access_tokens: issued, not revoked, its session
+-- alive and of its user's credential version, its user active with the role the token claims), reads
+-- the keys' stored answers, locks the accounts, reads the senders' history, checks every transfer in
+-- order against what the batch's earlier ones left (the balance, the daily limit, the risk rules:
+-- transfer_review_reasons), and records, posts (ledger_post), audits and answers those that pass,
+-- storing each keyed answer, refusals included, under its key (idempotency_record). One round trip.
 --
--- A key is no longer claimed before the work (a row inserted, then updated with the answer; released
--- when the transfer is refused) but written once, with its answer, at the end (idempotency_record).
--- A concurrent request with the same key (another instance's; one instance never batches one key
--- twice nor runs it twice at once) that has not committed makes that write wait until it ends; if it
--- committed, this statement fails as a serialization failure (40001), the service runs it again, and
--- the second run finds that request's answer and replays it. Money moves once either way: the loser's
--- work is rolled back with its statement. A refused transfer writes nothing, so it has nothing to release.
+-- A key is written once, with its answer, at the end. A concurrent request with the same key (another
+-- instance's; one instance never batches one key twice nor runs it twice at once) that has not
+-- committed makes that write wait until it ends; if it committed, this statement fails as a
+-- serialization failure (40001), the service runs it again, and the second run finds that request's
+-- answer and replays it. Money moves once either way.
 --
--- The risk rules move with the checks, into transfer_review_reasons below: they are read where the
--- history they judge is read, under the same locks.
---
--- transfer_batch_begin and transfer_batch_finish (0008 to 0012) are no longer called, but stay until a
--- later migration: instances of the previous release, still serving during a rolling upgrade, call them.
---
--- The caller's access token is checked here too. Every other route looks it up before it reads the
--- request (src/http/access.ts: issued, not revoked, its session alive, its user active, with the
--- role the token claims); for a transfer the server verifies the token's signature, expiry and claims
--- and leaves that lookup to this statement, in the same transaction as the money it guards, instead
--- of a statement and a round trip of its own before it (docs/security.md says what that changes).
-
--- No statement of a transfer is compiled to machine code. PostgreSQL compiles (JIT) any statement whose
--- plan's estimated cost passes jit_above_cost (100,000), at every execution: 10 to 20 ms a time,
--- against a statement's fraction of a millisecond. A cached plan's cost grows with the tables it was
--- planned over (the senders' history read, planned for a thousand rows of unknown arrays, passed it once
--- `transactions` held some tens of thousands of rows), and a connection opened later in a server's
--- life then compiled on every batch: transfers ran 5 to 10 times slower, on some connections only
--- (BENCHMARKS.md). `jit = off` in each function's SET clauses holds for everything it runs.
-ALTER FUNCTION ledger_post(uuid[], uuid[], bigint[], integer[], uuid[], bigint[], timestamptz) SET jit = off;
-ALTER FUNCTION active_access_tokens(uuid[]) SET jit = off;
-
--- Money as the API writes it: 1250 -> '12.50', -5 -> '-0.05' (src/money.ts formatAmount).
-CREATE FUNCTION format_amount(p_units bigint) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN p_units < 0 THEN '-' ELSE '' END || (abs(p_units) / 100)::text || '.' || lpad((abs(p_units) % 100)::text, 2, '0')
-$$;
-
--- The risk rules (API.md, configuration table), in the order their reasons are reported. A rule whose
--- setting is 0 is off (REVIEW_THRESHOLD cannot be 0). The history is the sender's, read under its lock:
--- whether it ever completed a transfer to this receiver, and how many transfers it sent (completed or
--- pending review) within the velocity window. A new rule is one more element here.
-CREATE FUNCTION transfer_review_reasons(
-  p_amount bigint, p_sender_opened_at timestamptz, p_now timestamptz,
-  p_paid_receiver_before boolean, p_recent_transfers bigint,
-  p_review_threshold bigint, p_new_payee_amount bigint, p_new_account_amount bigint, p_new_account_hours integer,
-  p_velocity_count integer, p_velocity_minutes integer
-) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT array_remove(ARRAY[
-    CASE WHEN p_amount >= p_review_threshold THEN 'amount_threshold' END,
-    CASE WHEN p_new_payee_amount > 0 AND p_amount >= p_new_payee_amount AND NOT p_paid_receiver_before THEN 'new_payee' END,
-    CASE WHEN p_new_account_amount > 0 AND p_new_account_hours > 0 AND p_amount >= p_new_account_amount
-              AND p_now - p_sender_opened_at < make_interval(hours => p_new_account_hours) THEN 'new_account' END,
-    CASE WHEN p_velocity_count > 0 AND p_velocity_minutes > 0 AND p_recent_transfers >= p_velocity_count THEN 'velocity' END
-  ], NULL)
-$$;
-
--- Stores the answers of requests that carried an Idempotency-Key, in the transaction of the work they
--- answer, in (user, endpoint, key) order. A key that a concurrent transaction is writing makes this
--- wait until it ends (lock_timeout bounds the wait: the service answers 409 idempotency_in_progress);
--- a key that is already stored means a request with it committed after this transaction's snapshot
--- read the keys, and the transaction must run again to replay it: serialization_failure (40001).
-CREATE FUNCTION idempotency_record(p_users uuid[], p_endpoints text[], p_keys text[], p_fingerprints text[], p_status integer, p_responses jsonb[])
-RETURNS void LANGUAGE plpgsql SET jit = off AS $$
-DECLARE
-  stored_count integer;
-BEGIN
-  INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, status_code, response)
-  SELECT k.user_id, k.endpoint, k.key, k.fingerprint, p_status, k.response
-    FROM unnest(p_users, p_endpoints, p_keys, p_fingerprints, p_responses) AS k(user_id, endpoint, key, fingerprint, response)
-   ORDER BY k.user_id, k.endpoint, k.key
-  ON CONFLICT (user_id, endpoint, key) DO NOTHING;
-  GET DIAGNOSTICS stored_count = ROW_COUNT;
-  IF stored_count < cardinality(p_keys) THEN
-    RAISE EXCEPTION 'an Idempotency-Key of this transaction was stored by a concurrent one' USING ERRCODE = 'serialization_failure';
-  END IF;
-END $$;
-
 -- Request i of the batch is p_users[i] (role p_roles[i], by access token p_jtis[i]) moving p_amounts[i]
 -- from account number p_from[i] to p_to[i] with description p_descriptions[i] and, when p_keys[i] is
 -- not null, that Idempotency-Key on p_endpoints[i] with request fingerprint p_fingerprints[i]. One row
 -- per request, in no particular order:
 --   a transfer that passed:  http_status 201, body its answer (the Transaction as JSON text);
---   a repeated key:          http_status and body the stored answer, replayed true; or problem
---                            'idempotency_key_reused' when the key was used with another request,
---                            'idempotency_in_progress' when an earlier request of the batch has it;
---   a transfer refused:      problem (the API's error code) and detail, nothing of it written;
---                            'unauthorized' first of all when its token is not active (as above).
+--   a repeated key:          http_status and body the stored answer, or problem and detail the
+--                            stored refusal, replayed true; or problem 'idempotency_key_reused' when
+--                            the key was used with another request, 'idempotency_in_progress' when
+--                            an earlier request of the batch has it (neither is stored);
+--   a transfer refused:      problem (the API's error code) and detail, stored under its key when it
+--                            has one, nothing else of it written; 'unauthorized' first of all when
+--                            its token is not active, nothing of it written, its key included.
 -- In this order, so that batches and single requests of other instances wait for each other instead
 -- of deadlocking: every account the requests name is locked in id order, like every posting, and the
 -- keys are written last, in (user, endpoint, key) order. The time of the batch (created_at, posted_at, the
 -- UTC day of the daily limit, the risk rules' now) is read once the locks are held, so that the
 -- entries of an account are stamped in the order they were posted.
-CREATE FUNCTION transfer_batch(
+--
+-- No statement of a transfer is compiled to machine code (jit = off; ledger_post says why).
+CREATE OR REPLACE FUNCTION transfer_batch(
   p_users uuid[], p_roles text[], p_jtis uuid[], p_from text[], p_to text[], p_amounts bigint[], p_descriptions text[],
   p_keys text[], p_endpoints text[], p_fingerprints text[], p_ips text[], p_request_ids text[],
   p_review_threshold bigint, p_new_payee_amount bigint, p_new_account_amount bigint, p_new_account_hours integer,
@@ -117,8 +52,8 @@ DECLARE
   caller integer;
   stored record;
   -- user, endpoint and key of the batch's keyed requests checked so far, to find a key used twice.
-  seen_keys text[] := '{}';
-  account_numbers text[] := '{}';
+  seen_keys text[] := '{}'::text[];
+  account_numbers text[] := '{}'::text[];
   -- The locked accounts, in id order: a slot is an index into these.
   acct_ids uuid[];
   acct_numbers text[];
@@ -143,21 +78,23 @@ DECLARE
   amount bigint;
   review text[];
   -- What the batch writes: its transfers that passed, in order.
-  passed integer[] := '{}';
-  passed_ids uuid[] := '{}';
+  passed integer[] := '{}'::integer[];
+  passed_ids uuid[] := '{}'::uuid[];
   passed_count integer := 0;
-  held_accounts uuid[] := '{}';
-  held_deltas bigint[] := '{}';
-  entry_postings integer[] := '{}';
-  entry_accounts uuid[] := '{}';
-  entry_amounts bigint[] := '{}';
-  -- The answers of the transfers that passed, and the keys to store them under.
-  answers text[] := '{}';
-  key_users uuid[] := '{}';
-  key_endpoints text[] := '{}';
-  key_keys text[] := '{}';
-  key_fingerprints text[] := '{}';
-  key_answers jsonb[] := '{}';
+  held_accounts uuid[] := '{}'::uuid[];
+  held_deltas bigint[] := '{}'::bigint[];
+  entry_postings integer[] := '{}'::integer[];
+  entry_accounts uuid[] := '{}'::uuid[];
+  entry_amounts bigint[] := '{}'::bigint[];
+  -- The answers of the transfers that passed, and the keys to store them and the refusals under.
+  answers text[] := '{}'::text[];
+  key_users uuid[] := '{}'::uuid[];
+  key_endpoints text[] := '{}'::text[];
+  key_keys text[] := '{}'::text[];
+  key_fingerprints text[] := '{}'::text[];
+  key_answers jsonb[] := '{}'::jsonb[];
+  key_problem_codes text[] := '{}'::text[];
+  key_problem_details text[] := '{}'::text[];
 BEGIN
   FOR caller IN SELECT k.i FROM generate_series(1, request_count) AS k(i)
                  LEFT JOIN active_access_tokens(p_jtis) a ON a.jti = p_jtis[k.i]
@@ -171,9 +108,9 @@ BEGIN
   -- Keys that earlier requests used: their answers are replayed, or refused with another request. One
   -- probe of the key per request (LATERAL ... LIMIT 1: never a join the planner could turn around into
   -- a walk over the table, which a plan made while the table was small would keep doing as it grows).
-  FOR stored IN SELECT k.i AS request, s.fingerprint, s.status_code, s.response
+  FOR stored IN SELECT k.i AS request, s.fingerprint, s.status_code, s.response, s.problem_code, s.problem_detail
                   FROM generate_series(1, request_count) AS k(i)
-                 CROSS JOIN LATERAL (SELECT x.fingerprint, x.status_code, x.response FROM idempotency_keys x
+                 CROSS JOIN LATERAL (SELECT x.fingerprint, x.status_code, x.response, x.problem_code, x.problem_detail FROM idempotency_keys x
                                       WHERE x.user_id = p_users[k.i] AND x.endpoint = p_endpoints[k.i] AND x.key = p_keys[k.i]
                                       LIMIT 1) s
                  WHERE p_keys[k.i] IS NOT NULL AND NOT answered[k.i] LOOP
@@ -181,6 +118,8 @@ BEGIN
     ord := stored.request; http_status := NULL; replayed := false; body := NULL; problem := NULL; detail := NULL;
     IF stored.fingerprint <> p_fingerprints[stored.request] THEN
       problem := 'idempotency_key_reused'; detail := 'This Idempotency-Key was used with a different request';
+    ELSIF stored.problem_code IS NOT NULL THEN
+      problem := stored.problem_code; detail := stored.problem_detail; replayed := true;
     ELSIF stored.status_code IS NULL THEN
       -- Never committed so (a claim is answered in its own transaction); not replayed empty.
       problem := 'idempotency_in_progress'; detail := 'A request with this Idempotency-Key is still being processed';
@@ -281,6 +220,16 @@ BEGIN
       answered[i] := true;
       ord := i; http_status := NULL; replayed := false; body := NULL;
       RETURN NEXT;
+      -- A refusal is the key's answer; a key in use by an earlier request of the batch is not this one's to store.
+      IF p_keys[i] IS NOT NULL AND problem <> 'idempotency_in_progress' THEN
+        key_users := key_users || p_users[i];
+        key_endpoints := key_endpoints || p_endpoints[i];
+        key_keys := key_keys || p_keys[i];
+        key_fingerprints := key_fingerprints || p_fingerprints[i];
+        key_answers := key_answers || NULL::jsonb;
+        key_problem_codes := key_problem_codes || problem;
+        key_problem_details := key_problem_details || detail;
+      END IF;
       CONTINUE;
     END IF;
 
@@ -304,6 +253,8 @@ BEGIN
       key_keys := key_keys || p_keys[i];
       key_fingerprints := key_fingerprints || p_fingerprints[i];
       key_answers := key_answers || answers[passed_count]::jsonb;
+      key_problem_codes := key_problem_codes || NULL::text;
+      key_problem_details := key_problem_details || NULL::text;
     END IF;
     IF statuses[i] = 'completed' THEN
       acct_balances[s] := acct_balances[s] - amount;
@@ -323,30 +274,29 @@ BEGIN
     recent[s] := recent[s] + 1;
   END LOOP;
 
-  IF passed_count = 0 THEN
-    RETURN;
+  IF passed_count > 0 THEN
+    INSERT INTO transactions (id, type, status, amount, currency, from_account_id, to_account_id,
+                              description, created_by, review_reasons, created_at)
+    SELECT passed_ids[x.n], 'transfer', statuses[x.i], p_amounts[x.i], acct_currencies[sender_slot[x.i]],
+           acct_ids[sender_slot[x.i]], acct_ids[receiver_slot[x.i]], p_descriptions[x.i], p_users[x.i],
+           string_to_array(reasons[x.i], ','), posted_at
+      FROM unnest(passed) WITH ORDINALITY AS x(i, n)
+     ORDER BY x.n;
+
+    PERFORM ledger_post(passed_ids, held_accounts, held_deltas, entry_postings, entry_accounts, entry_amounts, posted_at);
+
+    INSERT INTO audit_log (actor_id, actor_role, action, target_type, target_id, ip, request_id, details)
+    SELECT p_users[x.i], p_roles[x.i], 'transfer.created', 'transaction', passed_ids[x.n]::text, p_ips[x.i], p_request_ids[x.i],
+           jsonb_build_object('from_account', p_from[x.i], 'to_account', p_to[x.i], 'amount', format_amount(p_amounts[x.i]),
+                              'currency', acct_currencies[sender_slot[x.i]], 'status', statuses[x.i])
+           || CASE WHEN reasons[x.i] = '' THEN '{}'::jsonb ELSE jsonb_build_object('review_reasons', string_to_array(reasons[x.i], ',')) END
+      FROM unnest(passed) WITH ORDINALITY AS x(i, n)
+     ORDER BY x.n;
   END IF;
 
-  INSERT INTO transactions (id, type, status, amount, currency, from_account_id, to_account_id,
-                            description, created_by, review_reasons, created_at)
-  SELECT passed_ids[x.n], 'transfer', statuses[x.i], p_amounts[x.i], acct_currencies[sender_slot[x.i]],
-         acct_ids[sender_slot[x.i]], acct_ids[receiver_slot[x.i]], p_descriptions[x.i], p_users[x.i],
-         string_to_array(reasons[x.i], ','), posted_at
-    FROM unnest(passed) WITH ORDINALITY AS x(i, n)
-   ORDER BY x.n;
-
-  PERFORM ledger_post(passed_ids, held_accounts, held_deltas, entry_postings, entry_accounts, entry_amounts, posted_at);
-
-  INSERT INTO audit_log (actor_id, actor_role, action, target_type, target_id, ip, request_id, details)
-  SELECT p_users[x.i], p_roles[x.i], 'transfer.created', 'transaction', passed_ids[x.n]::text, p_ips[x.i], p_request_ids[x.i],
-         jsonb_build_object('from_account', p_from[x.i], 'to_account', p_to[x.i], 'amount', format_amount(p_amounts[x.i]),
-                            'currency', acct_currencies[sender_slot[x.i]], 'status', statuses[x.i])
-         || CASE WHEN reasons[x.i] = '' THEN '{}'::jsonb ELSE jsonb_build_object('review_reasons', string_to_array(reasons[x.i], ',')) END
-    FROM unnest(passed) WITH ORDINALITY AS x(i, n)
-   ORDER BY x.n;
-
   IF key_keys <> '{}' THEN
-    PERFORM idempotency_record(key_users, key_endpoints, key_keys, key_fingerprints, 201, key_answers);
+    PERFORM idempotency_record(key_users, key_endpoints, key_keys, key_fingerprints, 201, key_answers,
+                               key_problem_codes, key_problem_details);
   END IF;
 
   RETURN QUERY SELECT x.i, 201, false, x.answer, NULL::text, NULL::text FROM unnest(passed, answers) AS x(i, answer);

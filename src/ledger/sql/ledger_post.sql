@@ -1,18 +1,21 @@
--- One writer of balances, held amounts and journal entries. Until now there were two: ledger_apply
--- (0007) for one posting, and transfer_batch_finish (0010), which restated the same work in set form
--- for a batch of transfers. ledger_post does it for any number of postings, in their order, and both
--- callers use it: ledger/post.ts for every posting that is not a transfer (one posting a call),
--- transfer_batch_finish for a batch of transfers (one posting each).
+-- The one writer of balances, held amounts and journal entries: src/ledger/post.ts calls it for every
+-- posting that is not a transfer (one posting a call), transfer_batch for a batch of transfers (one
+-- posting each).
 --
 -- A posting is a transaction's journal entries (none, or two or more, non-zero, summing to zero) and
 -- at most one change of an account's held amount (+ holds, - releases). The caller holds the
 -- accounts' row locks, taken in id order. Each account is updated once, by its net over all the
 -- postings, and the accounts' CHECKs judge that end state; that each posting's own result was within
 -- them too (no held amount below zero, no customer balance nor balance less held below zero, after any
--- posting, even when a later one would cover it) is checked in the walk back from the end state that gives each entry the balance
--- it left behind, and refused with the CHECK's own error. The journal entries are inserted in their
--- given order, with the statement's time or p_posted_at.
-CREATE FUNCTION ledger_post(
+-- posting, even when a later one would cover it) is checked in the walk back from the end state that
+-- gives each entry the balance it left behind, and refused with the CHECK's own error. The journal
+-- entries are inserted in their given order, with the statement's time or p_posted_at.
+--
+-- No statement of a posting is compiled to machine code (jit = off): PostgreSQL compiles any statement
+-- whose plan's estimated cost passes jit_above_cost, at every execution, 10 to 20 ms a time against a
+-- statement's fraction of a millisecond, and a cached plan's cost grows with the tables it was planned
+-- over (BENCHMARKS.md).
+CREATE OR REPLACE FUNCTION ledger_post(
   p_transactions uuid[],
   p_held_accounts uuid[],
   p_held_deltas bigint[],
@@ -22,16 +25,17 @@ CREATE FUNCTION ledger_post(
   p_entry_amounts bigint[],
   p_posted_at timestamptz
 ) RETURNS void LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
 DECLARE
   posting_count integer := coalesce(cardinality(p_transactions), 0);
   entry_count integer := coalesce(cardinality(p_entry_amounts), 0);
   posting_sizes integer[] := array_fill(0, ARRAY[posting_count]);
   posting_totals bigint[] := array_fill(0::bigint, ARRAY[posting_count]);
   -- The accounts the postings move, each once, with the net change of its balance and of its held amount.
-  account_ids uuid[] := '{}';
-  balance_nets bigint[] := '{}';
-  held_nets bigint[] := '{}';
+  account_ids uuid[] := '{}'::uuid[];
+  balance_nets bigint[] := '{}'::bigint[];
+  held_nets bigint[] := '{}'::bigint[];
   customer boolean[];
   balances bigint[];
   helds bigint[];
@@ -144,84 +148,4 @@ BEGIN
              WITH ORDINALITY AS e(posting, account_id, amount, balance_after, ord)
      ORDER BY e.ord;
   END IF;
-END $$;
-
--- ledger/post.ts calls ledger_post now.
-DROP FUNCTION ledger_apply(uuid, uuid[], bigint[], timestamptz, uuid, bigint);
-
--- transfer_batch_finish (0010) with its balances and journal entries written by ledger_post: each
--- completed transfer a posting of two entries (sender -, receiver +), each held one a posting with no
--- entries that holds the amount on the sender. Otherwise the function is 0010's.
-CREATE OR REPLACE FUNCTION transfer_batch_finish(p_transfers jsonb, p_released jsonb)
-RETURNS SETOF jsonb LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-DECLARE
-  item jsonb;
-  -- The column's precision: the answer's created_at is what was stored.
-  posted_at timestamptz(3) := statement_timestamp();
-  transfer_ids uuid[];
-  statuses text[];
-  senders uuid[];
-  receivers uuid[];
-  amounts bigint[];
-  held_accounts uuid[] := '{}';
-  held_deltas bigint[] := '{}';
-  entry_postings integer[] := '{}';
-  entry_accounts uuid[] := '{}';
-  entry_amounts bigint[] := '{}';
-BEGIN
-  FOR item IN SELECT value FROM jsonb_array_elements(p_released) LOOP
-    DELETE FROM idempotency_keys
-     WHERE user_id = (item->>'user')::uuid AND endpoint = item->>'endpoint' AND key = item->>'key';
-  END LOOP;
-  IF jsonb_array_length(p_transfers) = 0 THEN
-    RETURN;
-  END IF;
-
-  INSERT INTO transactions (id, type, status, amount, currency, from_account_id, to_account_id,
-                            description, created_by, review_reasons, created_at)
-  SELECT (t->>'id')::uuid, 'transfer', t->>'status', (t->>'amount')::bigint, t->>'currency', (t->>'sender')::uuid,
-         (t->>'receiver')::uuid, t->>'description', (t->>'user')::uuid,
-         ARRAY(SELECT jsonb_array_elements_text(t->'review_reasons')), posted_at
-    FROM jsonb_array_elements(p_transfers) WITH ORDINALITY AS b(t, ord)
-   ORDER BY ord;
-
-  SELECT array_agg((t->>'id')::uuid ORDER BY ord), array_agg(t->>'status' ORDER BY ord),
-         array_agg((t->>'sender')::uuid ORDER BY ord), array_agg((t->>'receiver')::uuid ORDER BY ord),
-         array_agg((t->>'amount')::bigint ORDER BY ord)
-    INTO transfer_ids, statuses, senders, receivers, amounts
-    FROM jsonb_array_elements(p_transfers) WITH ORDINALITY AS b(t, ord);
-  -- A loop over arrays rather than a query: a query is an executor start each.
-  FOR i IN 1 .. cardinality(transfer_ids) LOOP
-    IF statuses[i] = 'completed' THEN
-      held_accounts[i] := NULL;
-      held_deltas[i] := 0;
-      entry_postings := entry_postings || i || i;
-      entry_accounts := entry_accounts || senders[i] || receivers[i];
-      entry_amounts := entry_amounts || -amounts[i] || amounts[i];
-    ELSE
-      held_accounts[i] := senders[i];
-      held_deltas[i] := amounts[i];
-    END IF;
-  END LOOP;
-
-  PERFORM ledger_post(transfer_ids, held_accounts, held_deltas, entry_postings, entry_accounts, entry_amounts, posted_at);
-
-  INSERT INTO audit_log (actor_id, actor_role, action, target_type, target_id, ip, request_id, details)
-  SELECT (t->>'user')::uuid, t->>'actor_role', 'transfer.created', 'transaction', t->>'id', t->>'ip', t->>'request_id', t->'audit_details'
-    FROM jsonb_array_elements(p_transfers) WITH ORDINALITY AS b(t, ord)
-   ORDER BY ord;
-
-  RETURN QUERY
-  WITH answers AS (
-    SELECT b.ord, b.t, b.t->'answer' || jsonb_build_object('created_at', to_char(posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS answer
-      FROM jsonb_array_elements(p_transfers) WITH ORDINALITY AS b(t, ord)
-  ), stored AS (
-    UPDATE idempotency_keys k
-       SET status_code = 201, response = a.answer
-      FROM answers a
-     WHERE a.t->>'key' IS NOT NULL
-       AND k.user_id = (a.t->>'user')::uuid AND k.endpoint = a.t->>'endpoint' AND k.key = a.t->>'key'
-  )
-  SELECT a.answer FROM answers a ORDER BY a.ord;
 END $$;

@@ -1,10 +1,10 @@
--- A transaction's id is made by the database, by the column's default, instead of by the server and
--- sent with the row: time-ordered still (UUIDv7, RFC 9562), so that consecutive transactions' ids sort
--- together and the indexes keyed by them (transactions' primary key, the journal's and the audit log's
--- by transaction) are appended to at one end instead of at a random page of a large index (on a
+-- Time-ordered ids (UUIDv7, RFC 9562) for transactions: consecutive transactions' ids sort together, so
+-- the indexes keyed by them (transactions' primary key, the journal's and the audit log's by
+-- transaction) are appended to at one end instead of at a random page of a large index (on a
 -- 1,000,000-entry ledger the 32-connection load ran at 0.86 to 0.89 of the empty ledger's rate with
--- random ids, 0.93 with time-ordered ones: BENCHMARKS.md). The server made them with the uuid package,
--- whose random bytes come from WebCrypto one call at a time: 4 to 5 % of the server's CPU at 8
+-- random ids, 0.93 with time-ordered ones: BENCHMARKS.md). Every writer of transactions names it
+-- (src/ledger/post.ts, transfer_batch); the column's default is only a fallback. Made in the
+-- database: WebCrypto's random bytes, one call at a time, cost the server 4 to 5 % of its CPU at 8
 -- connections. A distributed SQL engine would want random ids or a hash-sharded key instead
 -- (docs/scaling.md).
 --
@@ -14,7 +14,7 @@
 -- PostgreSQL 18 has uuidv7(), made the same way; this service runs on 15 too. PL/pgSQL, whose
 -- statement is planned once per session (a SQL function taking the one clock reading twice could not be
 -- inlined, and would be planned on every call).
-CREATE FUNCTION uuid_v7() RETURNS uuid LANGUAGE plpgsql VOLATILE PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION uuid_v7() RETURNS uuid LANGUAGE plpgsql VOLATILE PARALLEL SAFE AS $$
 DECLARE
   -- Milliseconds since the epoch, the microseconds as its fraction.
   at numeric := extract(epoch FROM clock_timestamp()) * 1000;
@@ -22,5 +22,3 @@ BEGIN
   RETURN (lpad(to_hex(floor(at)::bigint), 12, '0') || '7' || lpad(to_hex(floor((at - floor(at)) * 4096)::integer), 3, '0')
           || substr(encode(uuid_send(gen_random_uuid()), 'hex'), 17))::uuid;
 END $$;
-
-ALTER TABLE transactions ALTER COLUMN id SET DEFAULT uuid_v7();
