@@ -38,7 +38,15 @@ async function serve(config: Config): Promise<void> {
   });
 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
-  await migrate(database);
+  try {
+    await migrate(database);
+  } catch (error) {
+    // An edited migration, a database from before the fold, a repeatable file that fails: the
+    // migrator's one line says which and what to do.
+    console.error(`Cannot start: ${(error as Error).message}`);
+    await database.close();
+    process.exit(1);
+  }
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, connectTimeout: 2_000 }) : undefined;
   const app = await buildApp({ config, database, ...(redis ? { redis } : {}) });
 
