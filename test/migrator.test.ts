@@ -190,6 +190,32 @@ describe(`repeatable files (${engine})`, () => {
     ]);
     expect(await query(handles[1]!, 'SELECT count(*)::int AS n FROM schema_repeatables')).toEqual([{ n: 3 }]);
   });
+
+  it('applies the triggers.sql files after every function file: a trigger names a function that must exist', async () => {
+    const code = new CodeRoot({
+      'db/migrations/0001_first.sql': FIRST,
+      'alpha/sql/triggers.sql': 'CREATE OR REPLACE TRIGGER things_stamped BEFORE INSERT ON things FOR EACH ROW EXECUTE FUNCTION stamp_label();\n',
+      'zeta/sql/stamp_label.sql': `CREATE OR REPLACE FUNCTION stamp_label() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.label := 'stamped ' || NEW.label;
+  RETURN NEW;
+END $$;\n`,
+    });
+    const [handle] = await emptyDatabase();
+    expect(await migrate(handle!, code.sources)).toEqual({ migrations: [1], repeatables: ['zeta/sql/stamp_label.sql', 'alpha/sql/triggers.sql'] });
+    await query(handle!, "INSERT INTO things VALUES (1, 'one')");
+    expect(await query(handle!, 'SELECT label FROM things')).toEqual([{ label: 'stamped one' }]);
+  });
+
+  // The pool's lock_timeout (5 s) bounds every other lock wait; an instance waits for another's
+  // migration however long it runs.
+  it.runIf(engine === 'postgres')('waits for an instance whose migration outlasts the pool lock_timeout', async () => {
+    const code = new CodeRoot({ 'db/migrations/0001_slow.sql': `SELECT pg_sleep(6);\n${FIRST}` });
+    const handles = await emptyDatabase(2);
+    const sources = code.sources;
+    const results = await Promise.all(handles.map((handle) => migrate(handle, sources)));
+    expect(results.map((applied) => applied.migrations).sort()).toEqual([[], [1]]);
+  });
 });
 
 describe(`a database migrated before the fold of 0001 to 0015 into one baseline (${engine})`, () => {

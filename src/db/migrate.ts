@@ -100,7 +100,11 @@ export async function migrate(
   { migrations = readMigrations(), repeatables = readRepeatables() }: { migrations?: Migration[]; repeatables?: Repeatable[] } = {},
 ): Promise<Applied> {
   return database.withSession(async (session) => {
+    // The connection's lock_timeout (src/db/connection.ts) bounds request lock waits; an instance
+    // starting while another migrates waits for it, however long its migrations run.
+    await session.script('SET lock_timeout = 0');
     await session.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await session.script('RESET lock_timeout');
     try {
       await adoptRecordsFromBeforeFold(session, migrations);
       await session.script(CREATE_RECORD_TABLES);
