@@ -4,7 +4,7 @@
  * network, no client, no wait for the disk and no other session, only the statements' and the commits'
  * own work (and planning, as on the service's connections: the batch function reuses generic plans
  * instead of planning each call anew). The transfer is the service's own statement (transfer_batch,
- * migration 0015: the callers' tokens checked, stored keys read, accounts locked, checks, risk rules,
+ * src/transfers/sql/transfer_batch.sql: the callers' tokens checked, stored keys read, accounts locked, checks, risk rules,
  * postings, audit entries and stored answers, alone and in batches, with an idempotency key as the
  * benchmark's load sends it) on a migrated scratch database with 200 funded customers, each with a
  * live access token; TPC-B is pgbench's transaction on pgbench's tables (scale 10) in the same database; the
