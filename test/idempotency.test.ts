@@ -147,7 +147,7 @@ describe('Idempotency-Key', () => {
     expect(await balanceOf(alice)).toBe('93.00');
   });
 
-  it('compares what teller requests and loan repayments mean, not how they are written', async () => {
+  it('compares what teller requests and loan repayments mean, not how they are written (amounts, key order, the letter case of ids)', async () => {
     const alice = await bank.customer('100.00');
     const applied = await alice.post('/loans', { account_id: alice.account.id, principal: '100.00', term_months: 2 });
     expect((await bank.admin.post(`/loans/${applied.data.id}/approve`, {})).statusCode).toBe(200);
@@ -160,10 +160,17 @@ describe('Idempotency-Key', () => {
       const key = { 'idempotency-key': randomUUID() };
       const first = await client.post(url, { amount: '7', ...extra }, key);
       expect(first.statusCode, first.body).toBe(201);
-      for (const body of [{ ...extra, amount: 7 }, { amount: '7.00', ...extra }]) {
-        const repeat = await client.post(url, body, key);
+      // Ids compare as UUIDs do, whatever their letter case, in the path and in the body.
+      const upperIds = (text: string) => text.replace(/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/g, (id) => id.toUpperCase());
+      const upperExtra = Object.fromEntries(Object.entries(extra).map(([name, value]) => [name, typeof value === 'string' ? upperIds(value) : value]));
+      for (const [path, body] of [
+        [url, { ...extra, amount: 7 }],
+        [url, { amount: '7.00', ...extra }],
+        [upperIds(url), { amount: '7', ...upperExtra }],
+      ] as const) {
+        const repeat = await client.post(path, body, key);
         expect(repeat.statusCode, repeat.body).toBe(201);
-        expect(repeat.headers['idempotent-replayed'], url).toBe('true');
+        expect(repeat.headers['idempotent-replayed'], path).toBe('true');
         expect(repeat.data).toEqual(first.data);
       }
       const reused = await client.post(url, { amount: '7.01', ...extra }, key);

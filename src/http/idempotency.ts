@@ -25,8 +25,14 @@ export const IdempotencyHeaders = Type.Object({
  */
 export type RequestMeaning = Readonly<Record<string, string | bigint | null>>;
 
+// The meaning's ids (`id`, `accountId`, `fromAccountId`, ...): UUIDs, which compare without letter case.
+const ID_FIELD = /^id$|Id$/;
+
+/** A canonical text of the meaning: amounts as their minor units, ids in lower case. */
 function fingerprintOf(meaning: RequestMeaning): string {
-  const canonical = JSON.stringify(meaning, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+  const canonical = JSON.stringify(meaning, (field, value: unknown) =>
+    typeof value === 'bigint' ? value.toString() : typeof value === 'string' && ID_FIELD.test(field) ? value.toLowerCase() : value,
+  );
   return createHash('sha256').update(canonical).digest('hex');
 }
 
