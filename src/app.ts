@@ -38,7 +38,10 @@ export interface AppDependencies {
   redis?: Redis;
   /** Fastify's logger option; tests pass false. */
   logger?: FastifyServerOptions['logger'];
-  /** What "now" is for rules that depend on the date (overdue loan installments); tests inject their own. */
+  /**
+   * What "now" is: the instant of every posting (ledger/post.ts, postingInstant) and of rules that depend
+   * on the date (overdue loan installments); tests inject their own.
+   */
   clock?: () => Date;
 }
 
@@ -110,8 +113,8 @@ export async function buildApp({ config, database, redis, logger, clock = () => 
   const metrics = registerMetrics(app);
   await app.register(authRoutes, { auth });
   await app.register(userRoutes, { database });
-  await app.register(accountRoutes, { config, database });
-  await app.register(transferRoutes, { config, database, metrics });
+  await app.register(accountRoutes, { config, database, clock });
+  await app.register(transferRoutes, { config, database, metrics, clock });
   await app.register(ledgerRoutes, { database });
   await app.register(auditRoutes, { database });
   await app.register(loanRoutes, { config, database, clock });

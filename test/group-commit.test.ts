@@ -34,7 +34,7 @@ function request(from: Customer, to: { account: { account_number: string } }, am
 }
 
 function batch(requests: TransferRequest[], settings: Partial<TestApp['config']> = {}): Promise<Settled<Outcome>[]> {
-  return withAutocommit(bank.database.handle, (session) => transferBatch(session, requests, { ...bank.config, ...settings }));
+  return withAutocommit(bank.database.handle, (session) => transferBatch(session, requests, { ...bank.config, ...settings }, new Date()));
 }
 
 async function balanceOf(customer: Customer): Promise<string> {
@@ -42,7 +42,7 @@ async function balanceOf(customer: Customer): Promise<string> {
 }
 
 function codeOf(result: Settled<Outcome>): string {
-  if (result.ok) return `${result.value.status}${result.value.replayed ? ' replayed' : ''}`;
+  if (result.ok) return result.value.replayed ? 'created replayed' : 'created';
   return (result.error as { code?: string }).code ?? String(result.error);
 }
 
@@ -52,13 +52,13 @@ describe('a batch of transfers (group commit)', () => {
     const bob = await bank.customer();
     const carol = await bank.customer();
     const results = await batch([request(alice, bob, '60.00', 'a1'), request(alice, carol, '60.00', 'a2'), request(alice, carol, '40.00', 'a3')]);
-    expect(results.map(codeOf)).toEqual(['201', 'insufficient_funds', '201']);
+    expect(results.map(codeOf)).toEqual(['created', 'insufficient_funds', 'created']);
     expect(await balanceOf(alice)).toBe('0.00');
     expect(await balanceOf(bob)).toBe('60.00');
     expect(await balanceOf(carol)).toBe('40.00');
     // Money received earlier in the same batch is spendable by the transfers after it.
     const relay = await batch([request(bob, carol, '70.00'), request(carol, bob, '10.00'), request(bob, carol, '70.00')]);
-    expect(relay.map(codeOf)).toEqual(['insufficient_funds', '201', '201']);
+    expect(relay.map(codeOf)).toEqual(['insufficient_funds', 'created', 'created']);
     expect(await balanceOf(bob)).toBe('0.00');
     expect(await balanceOf(carol)).toBe('100.00');
   });
@@ -79,7 +79,7 @@ describe('a batch of transfers (group commit)', () => {
     const alice = await bank.customer('1000.00', { daily_limit: '100.00' });
     const bob = await bank.customer();
     const results = await batch([request(alice, bob, '40.00'), request(alice, bob, '40.00'), request(alice, bob, '40.00'), request(alice, bob, '20.00')]);
-    expect(results.map(codeOf)).toEqual(['201', '201', 'daily_limit_exceeded', '201']);
+    expect(results.map(codeOf)).toEqual(['created', 'created', 'daily_limit_exceeded', 'created']);
     expect(await balanceOf(bob)).toBe('100.00');
   });
 
@@ -116,7 +116,7 @@ describe('a batch of transfers (group commit)', () => {
     const frozen = await bank.customer('100.00');
     expect((await bank.admin.patch(`/accounts/${frozen.account.id}`, { status: 'frozen' })).statusCode).toBe(200);
     const [first] = await batch([request(alice, bob, '5.00', 'once')]);
-    expect(codeOf(first!)).toBe('201');
+    expect(codeOf(first!)).toBe('created');
 
     const mixed = await batch([
       request(alice, bob, '5.00', 'once'),
@@ -130,14 +130,14 @@ describe('a batch of transfers (group commit)', () => {
       request(alice, bob, '2.00', 'fresh'),
     ]);
     expect(mixed.map(codeOf)).toEqual([
-      '201 replayed',
+      'created replayed',
       'idempotency_key_reused',
       'account_not_active',
-      '201',
+      'created',
       'validation_error',
       'account_not_active',
       'account_not_found',
-      '201',
+      'created',
     ]);
     expect(mixed[0]!.ok && first!.ok && mixed[0]!.value.body).toEqual(first!.ok && first!.value.body);
     expect(await balanceOf(alice)).toBe('94.00');
@@ -150,7 +150,7 @@ describe('a batch of transfers (group commit)', () => {
     const bob = await bank.customer('100.00');
     expect((await bob.post('/auth/logout')).statusCode).toBe(204);
     const results = await batch([request(alice, bob, '1.00', 'k1'), request(bob, alice, '1.00', 'k2'), request(alice, bob, '2.00')]);
-    expect(results.map(codeOf)).toEqual(['201', 'unauthorized', '201']);
+    expect(results.map(codeOf)).toEqual(['created', 'unauthorized', 'created']);
     expect(await balanceOf(alice)).toBe('97.00');
     const stored = await bank.database.handle.db.selectFrom('idempotency_keys').select('key').where('user_id', '=', bob.user.id).execute();
     expect(stored).toEqual([]);

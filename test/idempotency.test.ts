@@ -116,7 +116,7 @@ describe('Idempotency-Key', () => {
     expect(await balanceOf(carol)).toBe('0.00');
     const rows = await keyRows(key);
     expect(rows).toHaveLength(1);
-    expect(rows[0]!.status_code).toBe(201);
+    expect(rows[0]!.transaction_id).toBe(first.data.id);
 
     // The original request with that key still replays its first answer.
     const replay = await alice.post('/transactions/transfer', transferOf(alice, bob, '100.00'), { 'idempotency-key': key });
@@ -302,8 +302,7 @@ describe('Idempotency-Key', () => {
         endpoint: 'POST /transactions/transfer',
         key: oldKey,
         fingerprint: 'f'.repeat(64),
-        status_code: 201,
-        response: JSON.stringify({ aged: true }),
+        transaction_id: fresh.data.id,
         created_at: sql<Date>`now() - interval '25 hours'`,
       })
       .execute();

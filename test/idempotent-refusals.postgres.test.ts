@@ -35,7 +35,7 @@ describe('refusals racing for their key, on PostgreSQL', () => {
   };
   const balanceOf = async (accountId: string) => (await bank.admin.get(`/accounts/${accountId}`)).data.balance as string;
   const storedUnder = async (key: string) =>
-    (await holder.query<{ fingerprint: string; response: unknown }>('SELECT fingerprint, response FROM idempotency_keys WHERE key = $1', [key])).rows[0]!;
+    (await holder.query<{ fingerprint: string; transaction_id: string }>('SELECT fingerprint, transaction_id FROM idempotency_keys WHERE key = $1', [key])).rows[0]!;
 
   it('a refused transfer whose key another request writes meanwhile replays that answer, and moves nothing', async () => {
     const alice = await bank.customer('10.00');
@@ -49,12 +49,12 @@ describe('refusals racing for their key, on PostgreSQL', () => {
     expect(answered.statusCode).toBe(201);
 
     await holder.query('BEGIN');
-    await holder.query('INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, status_code, response) VALUES ($1, $2, $3, $4, 201, $5)', [
+    await holder.query('INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, transaction_id) VALUES ($1, $2, $3, $4, $5)', [
       alice.user.id,
       'POST /transactions/transfer',
       key,
       (await storedUnder(probeKey)).fingerprint,
-      (await storedUnder(answeredKey)).response,
+      (await storedUnder(answeredKey)).transaction_id,
     ]);
     // transfer_batch reads the key (not yet visible), is refused, and waits to write its refusal under it;
     // once the other answer commits, it runs again and replays that answer.
@@ -73,7 +73,9 @@ describe('refusals racing for their key, on PostgreSQL', () => {
     const alice = await bank.customer('10.00');
     const url = `/accounts/${alice.account.id}/withdraw`;
     const headers = { 'idempotency-key': randomUUID() };
-    // The first withdrawal claims its key, then waits for the account, which the holder locks; the repeat waits for the key.
+    // The first withdrawal waits for the account, which the holder locks, and so does the repeat. The first
+    // writes its refusal under the key; the repeat, refused too, waits to write its own, finds the first's
+    // committed, runs again and replays it.
     await holder.query('BEGIN');
     await holder.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [alice.account.id]);
     const first = bank.admin.post(url, { amount: '50.00' }, headers);

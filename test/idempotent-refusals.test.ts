@@ -90,7 +90,7 @@ async function expectRefusalKept(
   expectReplayOf(repeat, first);
   expect(await ledgerState(accountIds)).toEqual(before);
   const [stored] = await db().selectFrom('idempotency_keys').selectAll().where('key', '=', headers['idempotency-key']).execute();
-  expect(stored).toMatchObject({ problem_code: refusal.code, problem_detail: first.data.detail, status_code: null, response: null });
+  expect(stored).toMatchObject({ problem_code: refusal.code, problem_detail: first.data.detail, transaction_id: null, response: null });
 }
 
 /** A request that was not processed is not kept: the corrected request with the same key runs. */

@@ -30,7 +30,10 @@ describe('lock waits of a transfer on PostgreSQL', () => {
 
     await holder.query('BEGIN');
     // As a first request with this key would have: written, not yet committed.
-    await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint) VALUES ($1, $2, 'k-held', 'x')`, [alice.user.id, endpoint]);
+    await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, problem_code) VALUES ($1, $2, 'k-held', 'x', 'insufficient_funds')`, [
+      alice.user.id,
+      endpoint,
+    ]);
     await holder.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [bob.account.id]);
     const [keyWait, accountWait] = await Promise.all([
       alice.post('/transactions/transfer', body(alice.account.account_number), { 'idempotency-key': 'k-held' }),
@@ -55,16 +58,16 @@ describe('lock waits of a transfer on PostgreSQL', () => {
     const body = { from_account: alice.account.account_number, to_account: carol.account.account_number, amount: '1.00' };
     const first = await alice.post('/transactions/transfer', body, { 'idempotency-key': 'k-first' });
     expect(first.statusCode).toBe(201);
-    const [stored] = (await holder.query(`SELECT user_id, endpoint, fingerprint, response FROM idempotency_keys WHERE key = 'k-first'`)).rows;
+    const [stored] = (await holder.query(`SELECT user_id, endpoint, fingerprint, transaction_id FROM idempotency_keys WHERE key = 'k-first'`)).rows;
     const race = async (key: string, end: 'COMMIT' | 'ROLLBACK') => {
       await holder.query('BEGIN');
       // Another instance's request with this key and body, its answer written with its money, not yet committed.
-      await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, status_code, response) VALUES ($1, $2, $3, $4, 201, $5)`, [
+      await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, transaction_id) VALUES ($1, $2, $3, $4, $5)`, [
         stored.user_id,
         stored.endpoint,
         key,
         stored.fingerprint,
-        stored.response,
+        stored.transaction_id,
       ]);
       const answer = alice.post('/transactions/transfer', body, { 'idempotency-key': key });
       await new Promise((resolve) => setTimeout(resolve, 300));

@@ -28,15 +28,30 @@ beforeAll(async () => {
   [alice, bob, carol, dave] = await Promise.all([bank.customer('1000.00'), bank.customer('1000.00'), bank.customer('1000.00'), bank.customer()]);
 });
 
-const TRANSFER_BATCH = `SELECT * FROM transfer_batch($1::uuid[], '{customer}', $2::uuid[], $3::text[], $4::text[],
-  '{1}', '{NULL}', $5::text[], '{POST /transactions/transfer}', '{fingerprint}', '{127.0.0.1}', '{plans-test}', 100000000, 0, 0, 24, 100000, 60)`;
+const TRANSFER_BATCH = `SELECT * FROM transfer_batch($1::jsonb,
+  '{"review_threshold": "100000000", "new_payee_amount": "0", "new_account_amount": "0", "new_account_hours": 24,
+    "velocity_count": 100000, "velocity_minutes": 60}', now())`;
 
 function transferArguments(from: Customer, to: Customer, key: string): unknown[] {
-  return [[from.user.id], [decodeJwt(from.token!).jti], [from.account.account_number], [to.account.account_number], [key]];
+  const request = {
+    user_id: from.user.id,
+    role: 'customer',
+    jti: decodeJwt(from.token!).jti,
+    from_account: from.account.account_number,
+    to_account: to.account.account_number,
+    amount: '1',
+    description: null,
+    key,
+    endpoint: 'POST /transactions/transfer',
+    fingerprint: 'fingerprint',
+    ip: '127.0.0.1',
+    request_id: 'plans-test',
+  };
+  return [JSON.stringify([request])];
 }
 
 function transferBatch(session: Session, from: Customer, to: Customer, key: string) {
-  return session.query<{ http_status: number | null; problem: string | null }>(TRANSFER_BATCH, transferArguments(from, to, key));
+  return session.query<{ id: string | null; problem: string | null }>(TRANSFER_BATCH, transferArguments(from, to, key));
 }
 
 interface TableReads {
@@ -49,7 +64,7 @@ describe(`transfer_batch's plans as the tables grow (${engine})`, () => {
   it('still reads each table by key after thousands of rows arrive behind the plan made while they were small', async () => {
     await bank.database.handle.withSession(async (session) => {
       // The plan is made here, on this connection, while the tables hold only what beforeAll wrote.
-      expect(await transferBatch(session, alice, bob, 'plan-made')).toEqual([expect.objectContaining({ http_status: 201, problem: null })]);
+      expect(await transferBatch(session, alice, bob, 'plan-made')).toEqual([expect.objectContaining({ id: expect.any(String), problem: null })]);
 
       // Others' rows, many of each kind that the statement reads: users with sessions and access tokens,
       // stored keys, and transfers between two other accounts (each through the daily_outflows trigger).
@@ -59,8 +74,8 @@ describe(`transfer_batch's plans as the tables grow (${engine})`, () => {
         INSERT INTO sessions (user_id) SELECT id FROM users WHERE email LIKE '%@plans.test';
         INSERT INTO access_tokens (jti, session_id, user_id, expires_at)
           SELECT gen_random_uuid(), id, user_id, now() + interval '1 hour' FROM sessions;
-        INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, status_code, response)
-          SELECT '${carol.user.id}', 'POST /transactions/transfer', 'grown-' || i, 'f', 201, '{}' FROM generate_series(1, ${GROWTH}) i;
+        INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, problem_code)
+          SELECT '${carol.user.id}', 'POST /transactions/transfer', 'grown-' || i, 'f', 'insufficient_funds' FROM generate_series(1, ${GROWTH}) i;
         INSERT INTO transactions (type, status, amount, currency, from_account_id, to_account_id, created_at)
           SELECT 'transfer', 'completed', 1, 'USD', '${carol.account.id}', '${dave.account.id}', now() - interval '1 minute'
             FROM generate_series(1, ${GROWTH});
@@ -80,7 +95,7 @@ describe(`transfer_batch's plans as the tables grow (${engine})`, () => {
       await session.script('BEGIN');
       try {
         const before = await reads();
-        expect(await transferBatch(session, alice, bob, 'after-growth')).toEqual([expect.objectContaining({ http_status: 201, problem: null })]);
+        expect(await transferBatch(session, alice, bob, 'after-growth')).toEqual([expect.objectContaining({ id: expect.any(String), problem: null })]);
         const after = await reads();
         expect(after.size).toBe(7);
         for (const [table, rows] of after) expect(rows - (before.get(table) ?? 0), `rows of ${table} read by the transfer`).toBeLessThan(10);
@@ -107,7 +122,7 @@ describe(`transfer_batch's plans as the tables grow (${engine})`, () => {
       await client.query(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
         SET client_min_messages = log; SET jit = on; SET jit_above_cost = 0`);
       const { rows } = await client.query(TRANSFER_BATCH, transferArguments(alice, bob, 'no-jit'));
-      expect(rows).toEqual([expect.objectContaining({ http_status: 201, problem: null })]);
+      expect(rows).toEqual([expect.objectContaining({ id: expect.any(String), problem: null })]);
       expect(plans.filter((plan) => /INSERT INTO (transactions|journal_entries|audit_log|idempotency_keys)/.test(plan))).toHaveLength(4);
       expect(plans.filter((plan) => /\bJIT:/.test(plan)).map((plan) => plan.slice(0, 200))).toEqual([]);
     } finally {

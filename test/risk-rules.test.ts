@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { riskArguments, type RiskSettings } from '../src/risk/rules.js';
+import type { RiskSettings } from '../src/risk/rules.js';
 import { createTestDatabase, engine, type TestDatabase } from './helpers/database.js';
 
 /**
@@ -69,10 +69,11 @@ afterAll(async () => {
 });
 
 async function reviewReasons(transfer: TransferFacts, sender: SenderHistory, settings: RiskSettings): Promise<string[]> {
-  const [threshold, payee, account, hours, count, minutes] = riskArguments(settings);
   const { rows } = await sql<{ reasons: string[] }>`SELECT transfer_review_reasons(${transfer.amount.toString()}::bigint,
     ${transfer.senderOpenedAt}::timestamptz, ${transfer.now}::timestamptz, ${sender.paidReceiverBefore}, ${sender.recentTransfers}::bigint,
-    ${threshold}::bigint, ${payee}::bigint, ${account}::bigint, ${hours}::integer, ${count}::integer, ${minutes}::integer) AS reasons`.execute(
+    ${settings.reviewThreshold.toString()}::bigint, ${settings.riskNewPayeeAmount.toString()}::bigint,
+    ${settings.riskNewAccountAmount.toString()}::bigint, ${settings.riskNewAccountHours}::integer, ${settings.riskVelocityCount}::integer,
+    ${settings.riskVelocityMinutes}::integer) AS reasons`.execute(
     database.handle.db,
   );
   return rows[0]!.reasons;

@@ -32,7 +32,7 @@ const send = sender();
  * database and its migrations per configuration. Tokens issued by one instance work on all.
  */
 async function instance(bank: TestApp, env: Record<string, string>): Promise<Send> {
-  const app = await buildApp({ config: testConfig(env), database: bank.database.handle, logger: false });
+  const app = await buildApp({ config: testConfig(env), database: bank.database.handle, logger: false, clock: bank.clock.now });
   afterAll(() => app.close());
   return sender((customer) => new Client(app, customer.token));
 }
@@ -572,14 +572,14 @@ describe('velocity', () => {
     const dave = await bank.customer();
     for (let i = 0; i < 3; i++) expectCompleted(await send(carol, dave, '1.00'));
     expectPending(await send(carol, dave, '1.00'), ['velocity']);
-    // Move carol's transfers 61 minutes into the past (the table refuses rewrites: lift the trigger for this one transaction).
-    await bank.database.handle.db.transaction().execute(async (tx) => {
-      await sql`ALTER TABLE transactions DISABLE TRIGGER transactions_immutable`.execute(tx);
-      await sql`UPDATE transactions SET created_at = created_at - interval '61 minutes'
-                WHERE from_account_id = ${carol.account.id} AND type = 'transfer'`.execute(tx);
-      await sql`ALTER TABLE transactions ENABLE TRIGGER transactions_immutable`.execute(tx);
-    });
-    expectCompleted(await send(carol, dave, '1.00'));
+    // 61 minutes later, by the app's clock, carol's transfers are out of the window.
+    bank.clock.set(new Date(Date.now() + 61 * 60_000));
+    try {
+      expectCompleted(await send(carol, dave, '1.00'));
+      expectCompleted(await send(carol, dave, '1.00'));
+    } finally {
+      bank.clock.reset();
+    }
   });
 });
 

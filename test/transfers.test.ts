@@ -233,15 +233,14 @@ describe('transfers', () => {
       expect((await send(alice, bob, '70.00')).statusCode).toBe(201);
       expect((await send(alice, bob, '30.00')).statusCode).toBe(201);
       expectProblem(await send(alice, bob, '0.01'), 422, 'daily_limit_exceeded');
-      // Yesterday's transfers (the table refuses rewrites: its trigger is lifted for this one transaction).
-      await bank.database.handle.db.transaction().execute(async (tx) => {
-        await sql`ALTER TABLE transactions DISABLE TRIGGER transactions_immutable`.execute(tx);
-        await sql`UPDATE transactions SET created_at = created_at - interval '1 day'
-                  WHERE from_account_id = ${alice.account.id} AND type = 'transfer'`.execute(tx);
-        await sql`ALTER TABLE transactions ENABLE TRIGGER transactions_immutable`.execute(tx);
-      });
-      expect((await send(alice, bob, '100.00')).statusCode).toBe(201);
-      expectProblem(await send(alice, bob, '0.01'), 422, 'daily_limit_exceeded');
+      // The next UTC day, by the app's clock: a new limit.
+      bank.clock.set(new Date(Date.now() + 24 * 60 * 60_000));
+      try {
+        expect((await send(alice, bob, '100.00')).statusCode).toBe(201);
+        expectProblem(await send(alice, bob, '0.01'), 422, 'daily_limit_exceeded');
+      } finally {
+        bank.clock.reset();
+      }
       // The per-day sums the limit reads (migration 0008) agree with the transfers themselves.
       const { rows } = await sql<{ day: string; kept: string; summed: string }>`
         SELECT d.day::text AS day, d.amount::text AS kept,
@@ -316,6 +315,53 @@ describe('transfers', () => {
       const alice = await bank.customer('10.00');
       const response = await alice.post('/transactions/transfer', '{"from_account": "12', { 'content-type': 'application/json' });
       expectProblem(response, 400, 'bad_request');
+    });
+  });
+
+  describe('the time of a transfer', () => {
+    const postedAt = async (transactionId: string) =>
+      (await bank.database.handle.db.selectFrom('journal_entries').select('posted_at').where('transaction_id', '=', transactionId).execute()).map(
+        (entry) => entry.posted_at.toISOString(),
+      );
+
+    it("is the app's clock: the transaction's created_at and its entries' posted_at", async () => {
+      const alice = await bank.customer('100.00');
+      const bob = await bank.customer();
+      const later = new Date(Date.now() + 60 * 60_000);
+      later.setUTCMilliseconds(123);
+      bank.clock.set(later);
+      try {
+        const response = await send(alice, bob, '1.00');
+        expect(response.statusCode, response.body).toBe(201);
+        expect(response.data.created_at).toBe(later.toISOString());
+        expect((await alice.get(`/transactions/${response.data.id}`)).data.created_at).toBe(later.toISOString());
+        expect(await postedAt(response.data.id)).toEqual([later.toISOString(), later.toISOString()]);
+      } finally {
+        bank.clock.reset();
+      }
+    });
+
+    it("never goes back for an account: a clock behind the account's last posting (another instance's) stamps that instant", async () => {
+      const alice = await bank.customer('100.00');
+      const bob = await bank.customer();
+      const carol = await bank.customer();
+      const ahead = new Date(Date.now() + 2 * 60 * 60_000);
+      bank.clock.set(ahead);
+      try {
+        expect((await send(alice, bob, '1.00')).statusCode).toBe(201);
+        // A clock a minute behind: bob's last posting is later, so the transfer takes that instant.
+        bank.clock.set(new Date(ahead.getTime() - 60_000));
+        const behind = await send(bob, carol, '1.00');
+        expect(behind.statusCode, behind.body).toBe(201);
+        expect(behind.data.created_at).toBe(ahead.toISOString());
+        expect(await postedAt(behind.data.id)).toEqual([ahead.toISOString(), ahead.toISOString()]);
+      } finally {
+        bank.clock.reset();
+      }
+      // Bob's statement reads its entries in (posted_at, id) order: each one's balance_after follows from the one before.
+      const day = (instant: Date) => instant.toISOString().slice(0, 10);
+      const statement = (await bob.get(`/accounts/${bob.account.id}/statement?from=${day(new Date())}&to=${day(ahead)}`)).data;
+      expect(statement.entries.map((entry: { balance_after: string }) => entry.balance_after)).toEqual(['1.00', '0.00']);
     });
   });
 

@@ -54,6 +54,8 @@ export interface AccountsTable {
   status: Generated<AccountStatus>;
   created_at: Generated<Date>;
   updated_at: Timestamp;
+  /** The instant of the account's latest posting (null: none yet); ledger_post moves it forward (ledger/post.ts, postingInstant). */
+  last_posted_at: Generated<Date | null>;
 }
 
 export interface TransactionsTable {
@@ -118,8 +120,9 @@ export interface IdempotencyKeysTable {
   endpoint: string;
   key: string;
   fingerprint: string;
-  status_code: number | null;
+  /** One answer of three (migration 0020): the body answered, the transfer created, or a refusal. */
   response: ColumnType<unknown, string | null, string>;
+  transaction_id: string | null;
   /** A kept refusal, as the service's error code and detail; null on a success. */
   problem_code: string | null;
   problem_detail: string | null;

@@ -52,20 +52,19 @@ export function idempotencyScopeOf(request: FastifyRequest, meaning: RequestMean
   return { userId, endpoint: `${request.method} ${request.routeOptions.url}`, key, fingerprint: fingerprintOf(meaning) };
 }
 
-/** What is stored under a key that an earlier request claimed: its answer, or its refusal. */
-export interface StoredAnswer {
+/** What is stored under a key (src/http/sql/idempotency_stored.sql): the answer of the request that wrote it. */
+interface StoredAnswer {
   fingerprint: string;
-  status_code: number | null;
+  /** The body it answered: every endpoint's but the transfer's, whose answer is its transaction (transaction_id). */
   response: unknown;
   problem_code: ErrorCode | null;
   problem_detail: string | null;
 }
 
-/** An answer to send: a fresh one, or the stored answer of an earlier request with the same key. */
-export interface Outcome {
+/** An answer to send with the route's status: a fresh one, or the stored answer of an earlier request with the same key. */
+export interface Outcome<T = unknown> {
   replayed: boolean;
-  status: number;
-  body: unknown;
+  body: T;
 }
 
 /** The replay of a stored answer, or the stored refusal thrown again, if the request is the same one that stored it. */
@@ -74,7 +73,7 @@ function replayOf(stored: StoredAnswer, scope: IdempotencyScope): Outcome {
     throw new DomainError('idempotency_key_reused', 'This Idempotency-Key was used with a different request');
   }
   if (stored.problem_code) throw new DomainError(stored.problem_code, stored.problem_detail ?? stored.problem_code, { replayed: true });
-  return { replayed: true, status: stored.status_code!, body: stored.response };
+  return { replayed: true, body: stored.response };
 }
 
 /**
@@ -99,39 +98,37 @@ function isKeptRefusal(error: unknown): error is DomainError {
   return error instanceof DomainError && !NOT_PROCESSED.has(error.code) && ERROR_STATUS[error.code] < 500;
 }
 
-/**
- * A claim or a stored answer that timed out waiting for a concurrent request's write of the same key
- * (lock_timeout, 55P03: idempotency_claim, or idempotency_record for transfers) is a request still in
- * progress. Other lock timeouts (on an account, say) are not.
- */
+/** The SQLSTATE idempotency_record raises when a request with the same key is still being processed elsewhere. */
+const KEY_IN_PROGRESS = 'IK001';
+
+/** A key still being written by a concurrent request, as the API says it. */
 export function asInProgress(error: unknown): unknown {
-  const where = (error as { where?: unknown } | null)?.where;
-  return sqlState(error) === '55P03' && typeof where === 'string' && /idempotency_(claim|record)/.test(where)
+  return sqlState(error) === KEY_IN_PROGRESS
     ? new DomainError('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed')
     : error;
 }
 
-export function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
+export function sendOutcome(reply: FastifyReply, status: number, outcome: Outcome): FastifyReply {
   if (outcome.replayed) reply.header('idempotent-replayed', 'true');
-  return reply.code(outcome.status).send(outcome.body);
+  return reply.code(status).send(outcome.body);
 }
 
 /**
  * Runs a money-moving request at most once per (user, endpoint, key), and answers every repeat with
- * the key's first answer: the result, or a business refusal.
- *
- * The key is claimed by the transaction's first statement (`idempotency_claim`, src/http/sql/idempotency_claim.sql). A
- * concurrent repeat's claim waits on the unique key until the first transaction ends: if it committed,
- * the repeat finds the stored answer or refusal and replays it; if it rolled back (the request was not
- * processed: a validation error, a database failure), the repeat runs afresh. The wait is bounded by
- * the connection's lock_timeout, past which the repeat answers 409 idempotency_in_progress. The stored
- * answer commits with the money, so neither can exist without the other.
- *
- * A refusal rolls the work back to a savepoint taken after the claim, and the refusal commits under the
- * key in the same transaction: the key is never free between the refusal and its storing, so no
- * repeat can run the work again in between (and succeed, were a deposit to arrive meanwhile). The
- * savepoint costs a keyed request one statement more; these are teller, reversal and repayment
- * requests, not the transfers' path.
+ * the key's first answer: the result, or a business refusal. The protocol, the transfers' too
+ * (transfer_batch), in one database transaction:
+ *   1. look the key up (idempotency_stored): an answer there is replayed, or refused as
+ *      idempotency_key_reused when it answered another request;
+ *   2. do the work;
+ *   3. write the key once with its answer (idempotency_record). A concurrent request with the key that
+ *      committed since step 1 makes this a serialization failure: withTransaction runs it all again,
+ *      and step 1 replays that answer, so the work is done once. One still in progress makes this wait
+ *      for it, up to lock_timeout, then answer 409 idempotency_in_progress. The answer commits with
+ *      the money, so neither can exist without the other.
+ * A business refusal rolls the work back to a savepoint taken after step 1 and is written under the
+ * key in the same transaction, so a repeat replays it rather than running the work again (and
+ * succeeding, were a deposit to arrive meanwhile). The savepoint costs a keyed request one statement
+ * more; these are teller, reversal and repayment requests, not the transfers' path.
  */
 export async function runIdempotent<T>(
   database: DatabaseHandle,
@@ -146,30 +143,38 @@ export async function runIdempotent<T>(
     return reply.code(status).send(await withTransaction(database, operation));
   }
   const answer = await withTransaction(database, async (tx): Promise<Outcome | DomainError> => {
-    const stored = await claimIdempotencyKey(tx, scope);
+    const stored = await storedAnswer(tx, scope);
     if (stored) return replayOf(stored, scope);
     await sql`SAVEPOINT idempotent_work`.execute(tx);
     try {
       const body = await operation(tx);
-      await sql`SELECT idempotency_store(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${status}, ${JSON.stringify(body)}::jsonb)`.execute(tx);
-      return { replayed: false, status, body };
+      await recordAnswer(tx, scope, { response: JSON.stringify(body) });
+      return { replayed: false, body };
     } catch (error) {
       if (!isKeptRefusal(error)) throw error;
       await sql`ROLLBACK TO SAVEPOINT idempotent_work`.execute(tx);
-      await sql`SELECT idempotency_store(${scope.userId}, ${scope.endpoint}, ${scope.key}, NULL, NULL, ${error.code}, ${error.message})`.execute(tx);
+      await recordAnswer(tx, scope, { problem: error });
       return error;
     }
   });
   // A kept refusal is thrown once it has committed.
   if (answer instanceof DomainError) throw answer;
-  return sendOutcome(reply, answer);
+  return sendOutcome(reply, status, answer);
 }
 
-async function claimIdempotencyKey(tx: Tx, scope: IdempotencyScope): Promise<StoredAnswer | null> {
+async function storedAnswer(tx: Tx, scope: IdempotencyScope): Promise<StoredAnswer | undefined> {
+  const { rows } = await sql<StoredAnswer>`
+    SELECT fingerprint, response, problem_code, problem_detail
+      FROM idempotency_stored(ARRAY[${scope.userId}]::uuid[], ARRAY[${scope.endpoint}], ARRAY[${scope.key}])`.execute(tx);
+  return rows[0];
+}
+
+async function recordAnswer(tx: Tx, scope: IdempotencyScope, answer: { response: string } | { problem: DomainError }): Promise<void> {
+  const response = 'response' in answer ? answer.response : null;
+  const problem = 'problem' in answer ? answer.problem : null;
   try {
-    const { rows } = await sql<StoredAnswer & { key: string | null }>`
-      SELECT * FROM idempotency_claim(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${scope.fingerprint})`.execute(tx);
-    return rows[0]?.key ? rows[0] : null;
+    await sql`SELECT idempotency_record(ARRAY[ROW(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${scope.fingerprint},
+      ${response}::jsonb, NULL, ${problem?.code ?? null}, ${problem?.message ?? null})]::idempotency_answer[])`.execute(tx);
   } catch (error) {
     throw asInProgress(error);
   }

@@ -55,7 +55,11 @@ export function selectTransactions(db: Db) {
 type TransactionQuery = ReturnType<typeof selectTransactions>;
 export type TransactionRecord = Awaited<ReturnType<TransactionQuery['executeTakeFirstOrThrow']>>;
 
-export function toTransactionView(row: TransactionRecord): TransactionView {
+/** What the view shows of a transaction: its row and its accounts' numbers, not their owners. */
+export type TransactionViewRecord = Omit<TransactionRecord, 'from_user_id' | 'to_user_id'>;
+
+/** The one builder of the wire shape: every answer that shows a transaction goes through it. */
+export function toTransactionView(row: TransactionViewRecord): TransactionView {
   return {
     id: row.id,
     type: row.type,

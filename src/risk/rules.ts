@@ -12,14 +12,14 @@ export type RiskSettings = Pick<
   'reviewThreshold' | 'riskNewPayeeAmount' | 'riskNewAccountAmount' | 'riskNewAccountHours' | 'riskVelocityCount' | 'riskVelocityMinutes'
 >;
 
-/** The settings as transfer_batch takes them, after the requests: amounts as bigint text. */
-export function riskArguments(settings: RiskSettings): [string, string, string, number, number, number] {
-  return [
-    settings.reviewThreshold.toString(),
-    settings.riskNewPayeeAmount.toString(),
-    settings.riskNewAccountAmount.toString(),
-    settings.riskNewAccountHours,
-    settings.riskVelocityCount,
-    settings.riskVelocityMinutes,
-  ];
+/** The settings as transfer_batch takes them (its p_risk): amounts as minor units in decimal text. */
+export function riskArgument(settings: RiskSettings): string {
+  return JSON.stringify({
+    review_threshold: settings.reviewThreshold.toString(),
+    new_payee_amount: settings.riskNewPayeeAmount.toString(),
+    new_account_amount: settings.riskNewAccountAmount.toString(),
+    new_account_hours: settings.riskNewAccountHours,
+    velocity_count: settings.riskVelocityCount,
+    velocity_minutes: settings.riskVelocityMinutes,
+  });
 }

@@ -13,11 +13,11 @@ import { Transaction } from '../ledger/schemas.js';
 import { reverseTransaction } from './reversal.js';
 import { approveTransfer, listFlagged, rejectTransfer } from './review.js';
 import { ApproveBody, FlaggedQuery, ListTransactionsQuery, ReasonBody, TransactionPage, TransferBody, TransferResult } from './schemas.js';
-import { getVisibleTransaction, listTransactions, transferBatch, type TransferRequest } from './service.js';
+import { getVisibleTransaction, listTransactions, transferBatch, type TransferRequest, type TransferView } from './service.js';
 
-export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle; metrics: Registry }> = async (
+export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle; metrics: Registry; clock: () => Date }> = async (
   app,
-  { config, database, metrics },
+  { config, database, metrics, clock },
 ) => {
   const batchSizes = new Histogram({
     name: 'transfer_batch_size',
@@ -26,10 +26,12 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
     registers: [metrics],
   });
   // Group commit: the transfers that arrive while a batch is being committed are committed together.
-  const transfers = new BatchQueue<TransferRequest, Outcome>({
-    run: (requests) => withAutocommit(database, (session) => transferBatch(session, requests, config)),
+  const transfers = new BatchQueue<TransferRequest, Outcome<TransferView>>({
+    // The clock is read for each run: a batch run again after a serialization failure takes the time anew.
+    run: (requests) => withAutocommit(database, (session) => transferBatch(session, requests, config, clock())),
     exclusiveKeyOf: ({ idempotency }) => (idempotency ? JSON.stringify([idempotency.userId, idempotency.endpoint, idempotency.key]) : null),
-    // A lock wait that timed out may be one request's (a key in flight elsewhere, a busy account).
+    // A lock wait that timed out may be one request's (a key in flight elsewhere, which transferBatch
+    // answers idempotency_in_progress; a busy account, 55P03).
     mayBelongToOne: (error) => databaseTrouble(error) === undefined || sqlState(error) === '55P03',
     maxBatch: config.transferBatchSize,
     // PGlite has one session: a second batch would only queue for it.
@@ -93,7 +95,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
         input,
         idempotency: idempotencyScopeOf(request, input),
       });
-      return sendOutcome(reply, outcome);
+      return sendOutcome(reply, 201, outcome);
     },
   );
 
@@ -170,7 +172,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
       },
     },
     async (request) =>
-      withTransaction(database, (tx) => approveTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.note ?? null)),
+      withTransaction(database, (tx) => approveTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.note ?? null, clock())),
   );
 
   app.post(
@@ -187,7 +189,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
       },
     },
     async (request) =>
-      withTransaction(database, (tx) => rejectTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.reason)),
+      withTransaction(database, (tx) => rejectTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.reason, clock())),
   );
 
   app.post(
@@ -222,7 +224,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
       const { id } = request.params;
       const { reason } = request.body;
       return runIdempotent(database, request, reply, 201, { id, reason }, (tx) =>
-        reverseTransaction(tx, { ...actorOf(request), id: callerOf(request).id }, id, reason),
+        reverseTransaction(tx, { ...actorOf(request), id: callerOf(request).id }, id, reason, clock()),
       );
     },
   );

@@ -8,7 +8,7 @@ import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination
 import { DomainError, validationError, type ErrorCode } from '../http/errors.js';
 import { asInsufficientFunds } from '../ledger/post.js';
 import { asInProgress, type IdempotencyScope, type Outcome } from '../http/idempotency.js';
-import { riskArguments, type RiskSettings } from '../risk/rules.js';
+import { riskArgument, type RiskSettings } from '../risk/rules.js';
 import { selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
 
 export interface TransferInput {
@@ -25,63 +25,79 @@ export interface TransferRequest {
   idempotency: IdempotencyScope | null;
 }
 
-/** A row of `transfer_batch` (migrations 0015, 0017): what became of one request of the batch. */
+/**
+ * A row of `transfer_batch` (src/transfers/sql/transfer_batch.sql): what became of one request of the
+ * batch. A refusal (fresh, or the key's stored one replayed) has `problem` and `detail`; otherwise the
+ * row is the transfer as it was created (replayed when the key's stored answer).
+ */
 interface TransferBatchRow {
   ord: number;
-  http_status: number | null;
-  /** The key's stored answer or refusal, answered again. */
   replayed: boolean;
-  /** The answer as JSON text: the new Transaction, or the stored answer replayed. */
-  body: string | null;
-  /** A refusal: fresh, or the stored one replayed. */
   problem: ErrorCode | null;
   detail: string | null;
+  id: string;
+  status: TransactionStatus;
+  amount: bigint;
+  currency: string;
+  from_account: string;
+  to_account: string;
+  description: string | null;
+  created_by: string;
+  created_at: Date;
+  review_reasons: string[];
 }
 
-const TRANSFER_BATCH = `SELECT * FROM transfer_batch($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13, $14, $15, $16, $17, $18)`;
+const TRANSFER_BATCH = 'SELECT * FROM transfer_batch($1::jsonb, $2::jsonb, $3::timestamptz)';
+
+/** A transfer's answer: the transaction as created, with the `transaction_id` that API.md's transfer answer adds. */
+function transferView(row: TransferBatchRow): TransferView {
+  const view = toTransactionView({ ...row, type: 'transfer', reviewed_by: null, reviewed_at: null, review_note: null, reverses: null, reversed_by: null });
+  return { ...view, transaction_id: view.id };
+}
+
+export type TransferView = TransactionView & { transaction_id: string };
 
 /**
  * Moves money between customer accounts: a batch of transfers (group commit: src/db/batch-queue.ts)
- * in one statement, `transfer_batch` (migrations 0015, 0017), which is its own database transaction. It
- * checks each caller's access token (issued, not revoked, its session and user active: the lookup the
- * access hook makes for other routes), replays what is stored under the idempotency keys, locks every
- * account involved in id order, reads the senders' history under those locks, checks each transfer in
- * order against the state the batch's earlier transfers left (the balance, the daily limit, the risk
- * rules), so that no transfer can slip past a check that a concurrent one would have made it fail,
- * records, posts, audits and answers those that pass, and stores each keyed request's answer under its
- * key, a business refusal as much as a success. A transfer a risk rule flags is held for review
- * instead of posted: its amount stops being available but does not move. Each request gets its own answer.
+ * in one statement, `transfer_batch` (src/transfers/sql/transfer_batch.sql), which is its own database
+ * transaction. It checks each caller's access token (the lookup the access hook makes for other routes),
+ * replays what is stored under the idempotency keys, locks every account involved in id order, checks
+ * each transfer in order against the state the batch's earlier transfers left (the balance, the daily
+ * limit, the risk rules), so that no transfer can slip past a check that a concurrent one would have
+ * made it fail, records, posts and audits those that pass, and writes each keyed request's answer under
+ * its key, a business refusal as much as a success. A transfer a risk rule flags is held for review
+ * instead of posted: its amount stops being available but does not move. Each request gets its own
+ * answer. `now` is the app's clock: the batch's instant, unless an account's last posting is later.
  */
-export async function transferBatch(session: Session, requests: readonly TransferRequest[], risk: RiskSettings): Promise<Settled<Outcome>[]> {
-  const results: (Settled<Outcome> | undefined)[] = requests.map((request) =>
+export async function transferBatch(
+  session: Session,
+  requests: readonly TransferRequest[],
+  risk: RiskSettings,
+  now: Date,
+): Promise<Settled<Outcome<TransferView>>[]> {
+  const results: (Settled<Outcome<TransferView>> | undefined)[] = requests.map((request) =>
     request.input.fromAccount === request.input.toAccount ? { ok: false, error: validationError('to_account', 'must differ from from_account') } : undefined,
   );
   const sent = requests.flatMap((request, index) => (results[index] ? [] : [{ request, index }]));
-  if (sent.length === 0) return results as Settled<Outcome>[];
+  if (sent.length === 0) return results as Settled<Outcome<TransferView>>[];
 
-  const column = <V>(pick: (request: TransferRequest) => V) => sent.map(({ request }) => pick(request));
+  const batch = sent.map(({ request: { actor, input, idempotency } }) => ({
+    user_id: actor.id,
+    role: actor.role,
+    jti: actor.jti,
+    from_account: input.fromAccount,
+    to_account: input.toAccount,
+    amount: input.amount.toString(),
+    description: input.description,
+    key: idempotency?.key ?? null,
+    endpoint: idempotency?.endpoint ?? null,
+    fingerprint: idempotency?.fingerprint ?? null,
+    ip: actor.ip,
+    request_id: actor.requestId,
+  }));
   let rows: TransferBatchRow[];
   try {
-    rows = await session.query<TransferBatchRow>(
-      TRANSFER_BATCH,
-      [
-        column((r) => r.actor.id),
-        column((r) => r.actor.role),
-        column((r) => r.actor.jti),
-        column((r) => r.input.fromAccount),
-        column((r) => r.input.toAccount),
-        column((r) => r.input.amount.toString()),
-        column((r) => r.input.description),
-        column((r) => r.idempotency?.key ?? null),
-        column((r) => r.idempotency?.endpoint ?? null),
-        column((r) => r.idempotency?.fingerprint ?? null),
-        column((r) => r.actor.ip),
-        column((r) => r.actor.requestId),
-        ...riskArguments(risk),
-      ],
-      { prepared: true },
-    );
+    rows = await session.query<TransferBatchRow>(TRANSFER_BATCH, [JSON.stringify(batch), riskArgument(risk), now], { prepared: true });
   } catch (error) {
     throw asInsufficientFunds(asInProgress(error));
   }
@@ -89,9 +105,9 @@ export async function transferBatch(session: Session, requests: readonly Transfe
     const { index } = sent[row.ord - 1]!;
     results[index] = row.problem
       ? { ok: false, error: new DomainError(row.problem, row.detail ?? row.problem, { replayed: row.replayed }) }
-      : { ok: true, value: { replayed: row.replayed, status: row.http_status!, body: JSON.parse(row.body!) } };
+      : { ok: true, value: { replayed: row.replayed, body: transferView(row) } };
   }
-  return results as Settled<Outcome>[];
+  return results as Settled<Outcome<TransferView>>[];
 }
 
 /** A customer sees transactions that touch its own accounts; staff see all. Anything else is not found. */

@@ -395,19 +395,19 @@ describe('bank: random transfers while servers and the database crash', () => {
 
       // The stored idempotent answers agree with what the clients were told: the transfer a client was
       // answered 201, or the refusal it was answered (refusals are kept under their key too).
-      const keys = await db.query<{ key: string; status_code: number | null; id: string | null; problem_code: string | null }>(
-        "SELECT key, status_code, response->>'id' AS id, problem_code FROM idempotency_keys WHERE endpoint = 'POST /transactions/transfer'",
+      const keys = await db.query<{ key: string; id: string | null; problem_code: string | null }>(
+        "SELECT key, transaction_id AS id, problem_code FROM idempotency_keys WHERE endpoint = 'POST /transactions/transfer'",
       );
       const opsByKey = new Map(operations.map((op) => [op.key, op]));
       for (const row of keys.rows) {
         const op = opsByKey.get(row.key);
         const agrees =
           op?.outcome === 'acknowledged'
-            ? op.transactionId === row.id && row.status_code === 201
-            : op?.outcome === 'refused' && row.problem_code === op.refusal && row.status_code === null;
+            ? op.transactionId === row.id && row.problem_code === null
+            : op?.outcome === 'refused' && row.problem_code === op.refusal && row.id === null;
         if (!op) anomaly(`idempotency key ${row.key} stored but never sent`);
         else if (!agrees) {
-          anomaly(`idempotency key ${row.key} stored ${row.status_code ?? row.problem_code} ${row.id} but the client ended with ${op.outcome} ${op.transactionId ?? op.refusal}`);
+          anomaly(`idempotency key ${row.key} stored ${row.problem_code ?? row.id} but the client ended with ${op.outcome} ${op.transactionId ?? op.refusal}`);
         }
       }
       const storedKeys = new Set(keys.rows.map((row) => row.key));

@@ -66,6 +66,8 @@ export interface Customer extends Client {
 
 /** The app's clock, under the test's control: the real time until a test sets it. */
 export interface TestClock {
+  /** The time as the app reads it: for another app on the same database, to share this one's clock. */
+  now(): Date;
   set(instant: Date | string): void;
   reset(): void;
 }
@@ -109,8 +111,12 @@ export async function testApp(env: Record<string, string> = {}, options: TestApp
   const config = testConfig(env);
   const redis = options.redis ? new Redis(TEST_REDIS_URL, { keyPrefix: `test:${randomBytes(6).toString('hex')}:`, maxRetriesPerRequest: 1 }) : undefined;
   let fixedNow: Date | undefined;
-  const clock: TestClock = { set: (instant) => void (fixedNow = new Date(instant)), reset: () => void (fixedNow = undefined) };
-  const app = await buildApp({ config, database: database.handle, logger: false, clock: () => fixedNow ?? new Date(), ...(redis ? { redis } : {}) });
+  const clock: TestClock = {
+    now: () => fixedNow ?? new Date(),
+    set: (instant) => void (fixedNow = new Date(instant)),
+    reset: () => void (fixedNow = undefined),
+  };
+  const app = await buildApp({ config, database: database.handle, logger: false, clock: clock.now, ...(redis ? { redis } : {}) });
   await app.auth.bootstrapAdmin(ADMIN_EMAIL, ADMIN_PASSWORD);
   const anonymous = new Client(app, undefined);
   const login = async (email: string, password: string) => {
