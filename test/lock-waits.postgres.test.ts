@@ -90,4 +90,28 @@ describe('lock waits of a transfer on PostgreSQL', () => {
     expect((await bank.admin.get(`/accounts/${alice.account.id}`)).data.balance).toBe('98.00');
     expect((await alice.post('/transactions/transfer', body, { 'idempotency-key': 'k-rolls-back' })).data).toEqual(ran.data);
   });
+
+  // The teller's, reversal's and repayment's protocol (src/http/idempotency.ts) is the transfers' one:
+  // the key is written last, and a concurrent writer of it is told apart by its own SQLSTATE.
+  it('answers a teller deposit 409 idempotency_in_progress while another transaction is writing its key, and moves nothing', async () => {
+    const alice = await bank.customer('100.00');
+    const teller = await bank.user('admin');
+    const url = `/accounts/${alice.account.id}/deposit`;
+    await holder.query('BEGIN');
+    await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, problem_code) VALUES ($1, $2, 'k-teller', 'x', 'not_found')`, [
+      teller.user.id,
+      'POST /accounts/:id/deposit',
+    ]);
+    const waited = await teller.post(url, { amount: '5.00' }, { 'idempotency-key': 'k-teller' });
+    await holder.query('ROLLBACK');
+    expect(waited.statusCode, waited.body).toBe(409);
+    expect(waited.data.code).toBe('idempotency_in_progress');
+    expect((await bank.admin.get(`/accounts/${alice.account.id}`)).data.balance).toBe('100.00');
+
+    // The other transaction is gone: the deposit runs, once.
+    const ran = await teller.post(url, { amount: '5.00' }, { 'idempotency-key': 'k-teller' });
+    expect(ran.statusCode, ran.body).toBe(201);
+    expect((await teller.post(url, { amount: '5.00' }, { 'idempotency-key': 'k-teller' })).headers['idempotent-replayed']).toBe('true');
+    expect((await bank.admin.get(`/accounts/${alice.account.id}`)).data.balance).toBe('105.00');
+  });
 });
