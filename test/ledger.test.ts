@@ -58,7 +58,7 @@ describe('the ledger', () => {
 
   describe('postTransaction', () => {
     it('posts a balanced movement: balances, the transaction row and journal entries with running balances', async () => {
-      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(alice.account.id, bob.account.id, 2500n))));
+      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(alice.account.id, bob.account.id, 2500n)), new Date()));
       expect(row).toMatchObject({ type: 'transfer', status: 'completed', amount: 100n, currency: 'USD', from_account_id: alice.account.id });
 
       const entries = await db().selectFrom('journal_entries').selectAll().where('transaction_id', '=', row.id).orderBy('amount').execute();
@@ -78,7 +78,7 @@ describe('the ledger', () => {
         { accountId: bob.account.id, amount: 100n },
         { accountId: carol.account.id, amount: 200n },
       ];
-      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(entries, { toAccountId: carol.account.id, amount: 300n })));
+      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(entries, { toAccountId: carol.account.id, amount: 300n }), new Date()));
       const journal = await db().selectFrom('journal_entries').select(['amount']).where('transaction_id', '=', row.id).execute();
       expect(journal.reduce((sum, e) => sum + e.amount, 0n)).toBe(0n);
       expect(journal).toHaveLength(3);
@@ -92,20 +92,20 @@ describe('the ledger', () => {
       ['money-from-nowhere', (a, b) => [{ accountId: a, amount: 100n }, { accountId: b, amount: 100n }]],
     ])('refuses a %s posting with UnbalancedPostingError before touching any row', async (_name, entriesOf) => {
       const before = await snapshot();
-      const error = await failure((tx) => postTransaction(tx, posting(entriesOf(alice.account.id, bob.account.id))));
+      const error = await failure((tx) => postTransaction(tx, posting(entriesOf(alice.account.id, bob.account.id)), new Date()));
       expect(error).toBeInstanceOf(UnbalancedPostingError);
       expect(await snapshot()).toEqual(before);
     });
 
     it('refuses an unbalanced posting even for accounts that do not exist: the check comes before any lookup', async () => {
-      const error = await failure((tx) => postTransaction(tx, posting([{ accountId: randomUUID(), amount: 5n }])));
+      const error = await failure((tx) => postTransaction(tx, posting([{ accountId: randomUUID(), amount: 5n }]), new Date()));
       expect(error).toBeInstanceOf(UnbalancedPostingError);
     });
 
     it('refuses a posting that would overdraw a customer account, and changes nothing', async () => {
       const before = await snapshot();
       const tooMuch = before.balances.get(alice.account.id)! + 1n;
-      const error = await failure((tx) => postTransaction(tx, posting(movement(alice.account.id, bob.account.id, tooMuch))));
+      const error = await failure((tx) => postTransaction(tx, posting(movement(alice.account.id, bob.account.id, tooMuch)), new Date()));
       expect(error).toBeInstanceOf(DomainError);
       expect((error as DomainError).code).toBe('insufficient_funds');
       expect(await snapshot()).toEqual(before);
@@ -114,9 +114,9 @@ describe('the ledger', () => {
     it('refuses a posting across currencies, and an unknown account', async () => {
       const euros = await bank.customer('10.00', { currency: 'EUR' });
       const before = await snapshot();
-      const mixed = await failure((tx) => postTransaction(tx, posting(movement(euros.account.id, bob.account.id, 100n))));
+      const mixed = await failure((tx) => postTransaction(tx, posting(movement(euros.account.id, bob.account.id, 100n)), new Date()));
       expect((mixed as DomainError).code).toBe('currency_mismatch');
-      const unknown = await failure((tx) => postTransaction(tx, posting(movement(alice.account.id, randomUUID(), 100n))));
+      const unknown = await failure((tx) => postTransaction(tx, posting(movement(alice.account.id, randomUUID(), 100n)), new Date()));
       expect((unknown as DomainError).code).toBe('account_not_found');
       expect(await snapshot()).toEqual(before);
     });
@@ -124,7 +124,7 @@ describe('the ledger', () => {
     it('lets the bank’s internal cash account go negative', async () => {
       const cashBefore = await withTransaction(handle(), (tx) => internalAccount(tx, 'cash', 'USD'));
       const before = (await snapshot()).balances.get(cashBefore)!;
-      await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(cashBefore, bob.account.id, 1000n), { type: 'deposit', fromAccountId: cashBefore })));
+      await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(cashBefore, bob.account.id, 1000n), { type: 'deposit', fromAccountId: cashBefore }), new Date()));
       expect((await snapshot()).balances.get(cashBefore)).toBe(before - 1000n);
       expect(before - 1000n).toBeLessThan(0n);
     });
@@ -252,7 +252,7 @@ describe('the ledger', () => {
             ${raw.entries.map((e) => e.posting)}::integer[],
             ${raw.entries.map((e) => e.account)}::uuid[],
             ${raw.entries.map((e) => String(e.amount))}::bigint[],
-            NULL::timestamptz)`.execute(tx),
+            ${new Date()}::timestamptz)`.execute(tx),
         );
       const apply = (transactionId: string | null, accounts: string[], amounts: bigint[]) =>
         post({ transactions: [transactionId], entries: accounts.map((account, i) => ({ posting: 1, account, amount: amounts[i]! })) });
@@ -294,7 +294,7 @@ describe('the ledger', () => {
         expect(sqlState(await post({ transactions: [transaction.id], entries: [] }))).toBe('22023');
         expect(sqlState(await post({ transactions: [transaction.id], held: [{ account: carol.account.id, delta: 0n }], entries: [] }))).toBe('22023');
         await withTransaction(handle(), (tx) =>
-          sql`SELECT ledger_post(ARRAY[${transaction.id}]::uuid[], ARRAY[${carol.account.id}]::uuid[], '{400}', '{}', '{}', '{}', NULL)`.execute(tx),
+          sql`SELECT ledger_post(ARRAY[${transaction.id}]::uuid[], ARRAY[${carol.account.id}]::uuid[], '{400}', '{}', '{}', '{}', ${new Date()}::timestamptz)`.execute(tx),
         );
         expect(await heldOf(carol.account.id)).toBe(400n);
         // More than is available, then released again: refused though the end state would be fine.
@@ -350,6 +350,7 @@ describe('the ledger', () => {
               { accountId: bob.account.id, amount: 50n },
               { accountId: alice.account.id, amount: -20n },
             ]),
+            new Date(),
           ),
         );
         const balance = (await snapshot()).balances.get(alice.account.id)!;

@@ -55,7 +55,7 @@ BEGIN
   INSERT INTO transactions (id, type, status, amount, currency, from_account_id, to_account_id)
     SELECT funding, 'deposit', 'completed', 1, 'USD', cash, (array_agg(id))[1] FROM accounts WHERE type = 'checking';
   PERFORM ledger_post(ARRAY[funding], ARRAY[NULL::uuid], '{0}', array_fill(1, ARRAY[count(*)::integer + 1]),
-                      array_agg(id) || cash, array_agg(100000000::bigint) || (-100000000 * count(*))::bigint, NULL)
+                      array_agg(id) || cash, array_agg(100000000::bigint) || (-100000000 * count(*))::bigint, now())
     FROM accounts WHERE type = 'checking';
 END $$;`;
 

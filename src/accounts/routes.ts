@@ -10,7 +10,14 @@ import { Transaction } from '../ledger/schemas.js';
 import { Account, AccountPage, CreateAccountBody, CreateAccountQuery, ListAccountsQuery, TellerBody, UpdateAccountBody } from './schemas.js';
 import { deposit, getVisibleAccount, listAccounts, openAccount, toAccountView, updateAccount, withdraw } from './service.js';
 
-export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle }> = async (app, { config, database }) => {
+export interface AccountRouteOptions {
+  config: Config;
+  database: DatabaseHandle;
+  /** The instant of every posting (ledger/post.ts, postingInstant); tests move it. */
+  clock: () => Date;
+}
+
+export const accountRoutes: FastifyPluginAsyncTypebox<AccountRouteOptions> = async (app, { config, database, clock }) => {
   app.post(
     '/accounts/',
     {
@@ -36,7 +43,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database
         dailyLimit: body.daily_limit === undefined ? config.dailyTransferLimit : amountField('daily_limit', body.daily_limit),
         initialDeposit: body.initial_deposit === undefined ? undefined : amountField('initial_deposit', body.initial_deposit),
       };
-      const account = await withTransaction(database, (tx) => openAccount(tx, actorOf(request), input));
+      const account = await withTransaction(database, (tx) => openAccount(tx, actorOf(request), input, clock()));
       return reply.code(201).send(toAccountView(account));
     },
   );
@@ -122,7 +129,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ config: Config; database
       },
       async (request, reply) => {
         const input = { accountId: request.params.id, amount: amountField('amount', request.body.amount), description: request.body.description ?? null };
-        return runIdempotent(database, request, reply, 201, input, (tx) => post(tx, actorOf(request), input.accountId, input.amount, input.description));
+        return runIdempotent(database, request, reply, 201, input, (tx) => post(tx, actorOf(request), input.accountId, input.amount, input.description, clock()));
       },
     );
   }

@@ -57,7 +57,8 @@ export interface OpenAccountInput {
   initialDeposit: bigint | undefined;
 }
 
-export async function openAccount(tx: Tx, actor: Actor, input: OpenAccountInput): Promise<AccountRow> {
+/** Opens an account; an initial deposit is posted as a teller deposit at `now`, the app's clock. */
+export async function openAccount(tx: Tx, actor: Actor, input: OpenAccountInput, now: Date): Promise<AccountRow> {
   const owner = await getUser(tx, input.userId);
   if (owner.role !== 'customer') throw new DomainError('user_not_customer', 'Accounts are opened for customers only');
   const account = await insertAccount(tx, input);
@@ -68,7 +69,7 @@ export async function openAccount(tx: Tx, actor: Actor, input: OpenAccountInput)
     details: { user_id: owner.id, account_number: account.account_number, type: account.type, currency: account.currency, daily_limit: formatAmount(input.dailyLimit) },
   });
   if (input.initialDeposit === undefined) return account;
-  await deposit(tx, actor, account.id, input.initialDeposit, 'Initial deposit');
+  await deposit(tx, actor, account.id, input.initialDeposit, 'Initial deposit', now);
   return (await findCustomerAccount(tx, account.id))!;
 }
 
@@ -91,14 +92,14 @@ function assertActive(account: AccountRow): void {
   if (account.status !== 'active') throw new DomainError('account_not_active', `Account ${account.account_number} is ${account.status}`);
 }
 
-/** A teller deposit: cash in, posted from the bank's cash account. */
-export function deposit(tx: Tx, actor: Actor, accountId: string, amount: bigint, description: string | null): Promise<TransactionView> {
-  return postAtTeller(tx, actor, 'deposit', accountId, amount, description);
+/** A teller deposit: cash in, posted from the bank's cash account at `now` (postTransaction). */
+export function deposit(tx: Tx, actor: Actor, accountId: string, amount: bigint, description: string | null, now: Date): Promise<TransactionView> {
+  return postAtTeller(tx, actor, 'deposit', accountId, amount, description, now);
 }
 
-/** A teller withdrawal: cash out, never beyond the available balance. */
-export function withdraw(tx: Tx, actor: Actor, accountId: string, amount: bigint, description: string | null): Promise<TransactionView> {
-  return postAtTeller(tx, actor, 'withdrawal', accountId, amount, description);
+/** A teller withdrawal: cash out, never beyond the available balance, posted at `now` (postTransaction). */
+export function withdraw(tx: Tx, actor: Actor, accountId: string, amount: bigint, description: string | null, now: Date): Promise<TransactionView> {
+  return postAtTeller(tx, actor, 'withdrawal', accountId, amount, description, now);
 }
 
 async function postAtTeller(
@@ -108,27 +109,34 @@ async function postAtTeller(
   accountId: string,
   amount: bigint,
   description: string | null,
+  now: Date,
 ): Promise<TransactionView> {
   const account = await findCustomerAccount(tx, accountId);
   if (!account) throw new DomainError('not_found', 'No such account');
   const cashId = await internalAccount(tx, 'cash', account.currency);
-  const locked = (await lockAccounts(tx, [account.id, cashId])).get(account.id)!;
+  const accounts = await lockAccounts(tx, [account.id, cashId]);
+  const locked = accounts.get(account.id)!;
   assertActive(locked);
   const [fromId, toId] = type === 'deposit' ? [cashId, account.id] : [account.id, cashId];
   if (type === 'withdrawal') {
     const available = locked.balance - locked.held;
     if (available < amount) throw new DomainError('insufficient_funds', describeShortfall(available, amount));
   }
-  const transaction = await postTransaction(tx, {
-    type,
-    amount,
-    currency: account.currency,
-    fromAccountId: fromId,
-    toAccountId: toId,
-    description,
-    createdBy: actor.id,
-    entries: movement(fromId, toId, amount),
-  });
+  const transaction = await postTransaction(
+    tx,
+    {
+      type,
+      amount,
+      currency: account.currency,
+      fromAccountId: fromId,
+      toAccountId: toId,
+      description,
+      createdBy: actor.id,
+      entries: movement(fromId, toId, amount),
+    },
+    now,
+    accounts,
+  );
   await record(tx, actor, {
     action: type === 'deposit' ? 'account.deposited' : 'account.withdrawn',
     targetType: 'transaction',

@@ -69,7 +69,22 @@ export function describeShortfall(available: bigint, needed: bigint): string {
   return `Available ${formatAmount(available)}, needed ${formatAmount(needed)}`;
 }
 
-function insertCompletedTransaction(tx: Tx, posting: Omit<Posting, 'entries'>) {
+/**
+ * The instant of a posting: the clock's `now`, or the latest last_posted_at of the accounts it locks
+ * (read under their locks) if that is later. Instances' clocks differ by milliseconds, and the row
+ * locks, not the clocks, order postings; statements read an account's entries in (posted_at, id) order
+ * with the running balance the locks' order left, so an account's postings never go back in time
+ * (ledger_post refuses one that would).
+ */
+export function postingInstant(now: Date, lockedAccounts: Iterable<Pick<AccountRow, 'last_posted_at'>>): Date {
+  let instant = now;
+  for (const { last_posted_at } of lockedAccounts) {
+    if (last_posted_at !== null && last_posted_at.getTime() > instant.getTime()) instant = last_posted_at;
+  }
+  return instant;
+}
+
+function insertCompletedTransaction(tx: Tx, posting: Omit<Posting, 'entries'>, createdAt: Date) {
   return tx
     .insertInto('transactions')
     .values({
@@ -88,9 +103,8 @@ function insertCompletedTransaction(tx: Tx, posting: Omit<Posting, 'entries'>) {
       reviewed_at: null,
       review_note: null,
       reverses_id: posting.reversesId ?? null,
-      // Callers insert after locking the accounts: the statement's start is when the transaction took
-      // effect, not the database transaction's start (now()), which came before any lock wait.
-      created_at: sql<Date>`statement_timestamp()`,
+      // The posting's instant, which its journal entries share: the balance at created_at includes it.
+      created_at: createdAt,
     })
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -115,7 +129,7 @@ interface HeldChange {
  * batch of transfers is many postings of it: transfer_batch), in one round trip. The CHECK
  * constraints refuse a customer balance or available balance below zero, whatever the callers checked.
  */
-async function applyToLedger(tx: Tx, transactionId: string, entries: Entry[], postedAt: Date | null, held?: HeldChange): Promise<void> {
+async function applyToLedger(tx: Tx, transactionId: string, entries: Entry[], postedAt: Date, held?: HeldChange): Promise<void> {
   try {
     await sql`SELECT ledger_post(
       ARRAY[${transactionId}::uuid],
@@ -136,44 +150,41 @@ export function asInsufficientFunds(error: unknown): unknown {
 }
 
 /**
- * Writes the journal entries of one transaction and the balances they change. The entries must sum to
- * zero before any row is touched; the accounts are locked in id order; each entry records the balance
- * it left behind. `release` lowers the sender's held amount in the same statement (a held transfer
- * being settled). Behind it, the journal's deferred trigger refuses an unbalanced transaction at commit.
+ * The accounts of a posting's entries, locked in id order (or as the caller locked them), each checked
+ * to exist and to hold the posting's currency. The entries must sum to zero before any row is touched.
  */
-async function postEntries(
+async function lockEntryAccounts(
   tx: Tx,
-  transactionId: string,
   currency: string,
   entries: Entry[],
-  /** Null: the time of this statement, after the locks. */
-  postedAt: Date | null,
-  options: { release?: { accountId: string; amount: bigint }; locked?: ReadonlyMap<string, AccountRow> } = {},
-) {
+  locked?: ReadonlyMap<string, AccountRow>,
+): Promise<AccountRow[]> {
   assertBalanced(entries);
   const accountIds = [...new Set(entries.map((entry) => entry.accountId))].sort();
-  const locked = accountIds.every((id) => options.locked?.has(id)) ? options.locked! : await lockAccounts(tx, accountIds);
-  for (const id of accountIds) {
-    const account = locked.get(id);
+  const rows = accountIds.every((id) => locked?.has(id)) ? locked! : await lockAccounts(tx, accountIds);
+  return accountIds.map((id) => {
+    const account = rows.get(id);
     if (!account) throw new DomainError('account_not_found', 'No such account');
     if (account.currency !== currency) throw new DomainError('currency_mismatch', 'Money moves only between accounts of one currency');
-  }
-  const { release } = options;
-  await applyToLedger(tx, transactionId, entries, postedAt, release && { accountId: release.accountId, delta: -release.amount });
+    return account;
+  });
 }
 
 /**
- * The one way money moves at once: a completed transaction and its journal entries. A caller that has
- * already locked the accounts in this transaction (with lockAccounts, and changed no balance since)
- * passes them as `locked`, which spares a second round trip to lock them again.
+ * The one way money moves at once: a completed transaction and its journal entries, each entry with
+ * the balance it left behind. The accounts are locked in id order first; then the transaction row and
+ * its entries take one instant, postingInstant(now, accounts), `now` being the app's clock. A caller
+ * that has already locked the accounts in this transaction (with lockAccounts, and changed no balance
+ * since) passes them as `locked`, which spares a second round trip to lock them again. Behind it, the
+ * journal's deferred trigger refuses an unbalanced transaction at commit.
  */
-export async function postTransaction(tx: Tx, posting: Posting, locked?: ReadonlyMap<string, AccountRow>): Promise<TransactionRow> {
+export async function postTransaction(tx: Tx, posting: Posting, now: Date, locked?: ReadonlyMap<string, AccountRow>): Promise<TransactionRow> {
   const { entries, ...header } = posting;
-  // Checked before the transaction row exists, so a bad posting touches nothing.
-  assertBalanced(entries);
-  const transaction = await insertCompletedTransaction(tx, header);
-  // The entries take the transaction's own time, so the balance at its created_at includes it.
-  await postEntries(tx, transaction.id, posting.currency, entries, transaction.created_at, locked ? { locked } : {});
+  // Balanced, locked and checked before the transaction row exists, so a bad posting writes nothing.
+  const accounts = await lockEntryAccounts(tx, posting.currency, entries, locked);
+  const postedAt = postingInstant(now, accounts);
+  const transaction = await insertCompletedTransaction(tx, header, postedAt);
+  await applyToLedger(tx, transaction.id, entries, postedAt);
   return transaction;
 }
 
@@ -187,25 +198,28 @@ export interface Decision {
   note: string | null;
 }
 
-/** Approves a held transfer: the hold becomes the journal entries that move the money. */
-export async function settleHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
-  await postEntries(tx, held.id, held.currency, movement(held.from_account_id, held.to_account_id, held.amount), null, {
-    release: { accountId: held.from_account_id, amount: held.amount },
-  });
-  await markReviewed(tx, held.id, 'completed', decision);
+/**
+ * Approves a held transfer: the hold becomes the journal entries that move the money, posted at
+ * postingInstant(now, accounts); the review is stamped at `now`, the app's clock.
+ */
+export async function settleHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision, now: Date): Promise<void> {
+  const entries = movement(held.from_account_id, held.to_account_id, held.amount);
+  const accounts = await lockEntryAccounts(tx, held.currency, entries);
+  await applyToLedger(tx, held.id, entries, postingInstant(now, accounts), { accountId: held.from_account_id, delta: -held.amount });
+  await markReviewed(tx, held.id, 'completed', decision, now);
 }
 
-/** Rejects a held transfer: the hold is released and no money moves. */
-export async function releaseHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision): Promise<void> {
-  await lockAccounts(tx, [held.from_account_id]);
-  await applyToLedger(tx, held.id, [], null, { accountId: held.from_account_id, delta: -held.amount });
-  await markReviewed(tx, held.id, 'rejected', decision);
+/** Rejects a held transfer: the hold is released and no money moves; the review is stamped at `now`. */
+export async function releaseHeldTransfer(tx: Tx, held: TransactionRow, decision: Decision, now: Date): Promise<void> {
+  const accounts = await lockAccounts(tx, [held.from_account_id]);
+  await applyToLedger(tx, held.id, [], postingInstant(now, accounts.values()), { accountId: held.from_account_id, delta: -held.amount });
+  await markReviewed(tx, held.id, 'rejected', decision, now);
 }
 
-async function markReviewed(tx: Tx, id: string, status: 'completed' | 'rejected', decision: Decision): Promise<void> {
+async function markReviewed(tx: Tx, id: string, status: 'completed' | 'rejected', decision: Decision, now: Date): Promise<void> {
   await tx
     .updateTable('transactions')
-    .set({ status, reviewed_by: decision.reviewerId, reviewed_at: sql<Date>`now()`, review_note: decision.note })
+    .set({ status, reviewed_by: decision.reviewerId, reviewed_at: now, review_note: decision.note })
     .where('id', '=', id)
     .execute();
 }

@@ -61,6 +61,8 @@ export function listLoanRows(db: Db, filter: { userId?: string; status?: LoanSta
 export interface Decision {
   status: 'active' | 'rejected';
   decidedBy: string;
+  /** The app's clock, as for the postings (ledger/post.ts). */
+  decidedAt: Date;
   note: string | null;
   disbursementTransactionId: string | null;
 }
@@ -72,7 +74,7 @@ export function recordDecision(tx: Tx, id: string, decision: Decision): Promise<
     .set({
       status: decision.status,
       decided_by: decision.decidedBy,
-      decided_at: sql<Date>`now()`,
+      decided_at: decision.decidedAt,
       decision_note: decision.note,
       disbursement_transaction_id: decision.disbursementTransactionId,
     })
@@ -84,12 +86,6 @@ export function recordDecision(tx: Tx, id: string, decision: Decision): Promise<
 
 export function markPaidOff(tx: Tx, id: string): Promise<LoanRow> {
   return tx.updateTable('loans').set({ status: 'paid_off' }).where('id', '=', id).where('status', '=', 'active').returningAll().executeTakeFirstOrThrow();
-}
-
-/** The database's clock as a UTC calendar date: the day a loan is disbursed, in the same clock as decided_at. */
-export async function currentUtcDate(tx: Tx): Promise<string> {
-  const row = await tx.selectNoFrom(sql<string>`to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')`.as('today')).executeTakeFirstOrThrow();
-  return row.today;
 }
 
 export async function insertInstallments(tx: Tx, loanId: string, schedule: ScheduledInstallment[]): Promise<void> {

@@ -12,7 +12,7 @@ import { applyForLoan, approveLoan, getVisibleLoan, listLoans, rejectLoan, repay
 export interface LoanRouteOptions {
   config: Config;
   database: DatabaseHandle;
-  /** What "now" is for overdue installments; tests move it. */
+  /** What "now" is for overdue installments, and the instant of disbursements, repayments and decisions; tests move it. */
   clock: () => Date;
 }
 
@@ -96,7 +96,7 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
         },
       },
     },
-    async (request) => withTransaction(database, (tx) => approveLoan(tx, actor(request), request.params.id, request.body.note ?? null, today())),
+    async (request) => withTransaction(database, (tx) => approveLoan(tx, actor(request), request.params.id, request.body.note ?? null, clock())),
   );
 
   app.post(
@@ -112,7 +112,7 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
         response: { 200: Loan, ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'not_pending') },
       },
     },
-    async (request) => withTransaction(database, (tx) => rejectLoan(tx, actor(request), request.params.id, request.body.reason, today())),
+    async (request) => withTransaction(database, (tx) => rejectLoan(tx, actor(request), request.params.id, request.body.reason, clock())),
   );
 
   app.post(
@@ -150,7 +150,7 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
     async (request, reply) => {
       const input = { amount: amountField('amount', request.body.amount), fromAccountId: request.body.from_account_id ?? null };
       return runIdempotent(database, request, reply, 201, { loanId: request.params.id, ...input }, (tx) =>
-        repayLoan(tx, actor(request), request.params.id, input, today()),
+        repayLoan(tx, actor(request), request.params.id, input, clock()),
       );
     },
   );

@@ -8,7 +8,6 @@ import { readTransaction, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';
 import {
   addPaidParts,
-  currentUtcDate,
   findCustomerAccountOf,
   findLoan,
   insertInstallments,
@@ -189,13 +188,14 @@ async function lockPendingLoan(tx: Tx, id: string): Promise<LoanRow> {
 }
 
 /**
- * Approves a pending loan: the principal moves from the bank's loan fund into the loan's account as
- * a loan_disbursement, and the schedule is fixed from the database's date of that disbursement. The
- * loan's row lock makes concurrent approvals queue, and each later one finds the loan no longer
- * pending (409 not_pending): the principal is disbursed once. An account frozen or closed since the
- * application stops the approval (409 account_not_active) and the loan stays pending.
+ * Approves a pending loan at `now`, the app's clock: the principal moves from the bank's loan fund into
+ * the loan's account as a loan_disbursement (posted at postingInstant(now, accounts)), and the schedule
+ * is fixed from now's UTC date. The loan's row lock makes concurrent approvals queue, and each later one
+ * finds the loan no longer pending (409 not_pending): the principal is disbursed once. An account
+ * frozen or closed since the application stops the approval (409 account_not_active) and the loan
+ * stays pending.
  */
-export async function approveLoan(tx: Tx, actor: Actor & { id: string }, id: string, note: string | null, today: string): Promise<LoanView> {
+export async function approveLoan(tx: Tx, actor: Actor & { id: string }, id: string, note: string | null, now: Date): Promise<LoanView> {
   const loan = await lockPendingLoan(tx, id);
   const { currency } = (await findCustomerAccountOf(tx, loan.user_id, loan.account_id))!;
   const fundId = await internalAccount(tx, 'loan_fund', currency);
@@ -215,14 +215,22 @@ export async function approveLoan(tx: Tx, actor: Actor & { id: string }, id: str
       createdBy: actor.id,
       entries: movement(fundId, account.id, loan.principal),
     },
+    now,
     locked,
   );
+  // From the decision's day by the app's clock, the day decided_at records.
   const schedule = buildSchedule(
     { principal: loan.principal, annualRateBasisPoints: loan.annual_rate_bp, termMonths: loan.term_months },
-    await currentUtcDate(tx),
+    utcDateOf(now),
   );
   await insertInstallments(tx, loan.id, schedule);
-  const approved = await recordDecision(tx, loan.id, { status: 'active', decidedBy: actor.id, note, disbursementTransactionId: disbursement.id });
+  const approved = await recordDecision(tx, loan.id, {
+    status: 'active',
+    decidedBy: actor.id,
+    decidedAt: now,
+    note,
+    disbursementTransactionId: disbursement.id,
+  });
   await record(tx, actor, {
     action: 'loan.approved',
     targetType: 'loan',
@@ -236,20 +244,26 @@ export async function approveLoan(tx: Tx, actor: Actor & { id: string }, id: str
       note,
     },
   });
-  return readLoanView(tx, approved, today);
+  return readLoanView(tx, approved, utcDateOf(now));
 }
 
-/** Rejects a pending loan: nothing is disbursed. */
-export async function rejectLoan(tx: Tx, actor: Actor & { id: string }, id: string, reason: string, today: string): Promise<LoanView> {
+/** Rejects a pending loan at `now`, the app's clock: nothing is disbursed. */
+export async function rejectLoan(tx: Tx, actor: Actor & { id: string }, id: string, reason: string, now: Date): Promise<LoanView> {
   const loan = await lockPendingLoan(tx, id);
-  const rejected = await recordDecision(tx, loan.id, { status: 'rejected', decidedBy: actor.id, note: reason, disbursementTransactionId: null });
+  const rejected = await recordDecision(tx, loan.id, {
+    status: 'rejected',
+    decidedBy: actor.id,
+    decidedAt: now,
+    note: reason,
+    disbursementTransactionId: null,
+  });
   await record(tx, actor, {
     action: 'loan.rejected',
     targetType: 'loan',
     targetId: loan.id,
     details: { principal: formatAmount(loan.principal), reason },
   });
-  return toLoanView(rejected, [], today);
+  return toLoanView(rejected, [], utcDateOf(now));
 }
 
 export interface Repayment {
@@ -263,8 +277,8 @@ function balanceOf(row: InstallmentRecord): InstallmentBalance {
 }
 
 /**
- * The borrower repays: the oldest unpaid installments first, interest before principal, in one
- * loan_repayment transaction that takes the amount from the paying account and splits it between the
+ * The borrower repays at `now`, the app's clock: the oldest unpaid installments first, interest before
+ * principal, in one loan_repayment transaction that takes the amount from the paying account and splits it between the
  * loan fund (principal) and the bank's interest income (interest). Interest is charged as scheduled:
  * the most a repayment may be is the unpaid parts of the schedule (422 overpayment above it). The
  * loan's row lock queues concurrent repayments, so two cannot both pay the same installment; the
@@ -275,7 +289,7 @@ export async function repayLoan(
   actor: Actor & { id: string },
   id: string,
   input: Repayment,
-  today: string,
+  now: Date,
 ): Promise<{ loan: LoanView; transaction: TransactionView }> {
   const loan = await lockLoan(tx, id);
   if (!loan || loan.user_id !== actor.id) throw new DomainError('not_found', 'No such loan');
@@ -324,6 +338,7 @@ export async function repayLoan(
         ...(interest > 0n ? [{ accountId: incomeId, amount: interest }] : []),
       ],
     },
+    now,
     locked,
   );
   await insertPayment(tx, { loanId: loan.id, transactionId: transaction.id, amount: input.amount, principal, interest });
@@ -343,5 +358,5 @@ export async function repayLoan(
       paid_off: isPaidOff,
     },
   });
-  return { loan: await readLoanView(tx, current, today), transaction: await readTransaction(tx, transaction.id) };
+  return { loan: await readLoanView(tx, current, utcDateOf(now)), transaction: await readTransaction(tx, transaction.id) };
 }

@@ -10,11 +10,11 @@ const REVERSIBLE = new Set(['transfer', 'deposit', 'withdrawal']);
 
 /**
  * Reverses a completed transfer, deposit or withdrawal with a new `reversal` transaction that moves the
- * same amount back through the same posting core. At most once per original: the original's row lock
+ * same amount back through the same posting core, at `now` (the app's clock; postTransaction). At most once per original: the original's row lock
  * queues concurrent attempts, and the UNIQUE key on transactions.reverses_id refuses a second reversal
  * even from code that skipped the lock.
  */
-export async function reverseTransaction(tx: Tx, actor: Actor & { id: string }, id: string, reason: string): Promise<TransactionView> {
+export async function reverseTransaction(tx: Tx, actor: Actor & { id: string }, id: string, reason: string, now: Date): Promise<TransactionView> {
   const original = await lockTransaction(tx, id);
   if (!original) throw new DomainError('not_found', 'No such transaction');
   if (original.type === 'reversal' || !REVERSIBLE.has(original.type) || original.status !== 'completed') {
@@ -36,17 +36,22 @@ export async function reverseTransaction(tx: Tx, actor: Actor & { id: string }, 
 
   let reversal;
   try {
-    reversal = await postTransaction(tx, {
-      type: 'reversal',
-      amount: original.amount,
-      currency: original.currency,
-      fromAccountId: giver.id,
-      toAccountId: taker.id,
-      description: reason,
-      createdBy: actor.id,
-      reversesId: original.id,
-      entries: movement(giver.id, taker.id, original.amount),
-    });
+    reversal = await postTransaction(
+      tx,
+      {
+        type: 'reversal',
+        amount: original.amount,
+        currency: original.currency,
+        fromAccountId: giver.id,
+        toAccountId: taker.id,
+        description: reason,
+        createdBy: actor.id,
+        reversesId: original.id,
+        entries: movement(giver.id, taker.id, original.amount),
+      },
+      now,
+      accounts,
+    );
   } catch (error) {
     if (sqlState(error) === '23505') throw new DomainError('already_reversed', 'The transaction was reversed meanwhile');
     throw error;

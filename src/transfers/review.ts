@@ -23,17 +23,17 @@ async function lockPending(tx: Tx, id: string) {
 }
 
 /**
- * Approves a held transfer: the money moves. Both accounts must still be active: an account frozen or
+ * Approves a held transfer at `now`, the app's clock: the money moves. Both accounts must still be active: an account frozen or
  * closed while the transfer waited stops the approval (409 account_not_active) and the transfer stays
  * pending, so the admin either unfreezes the account or rejects the transfer, which releases the hold.
  */
-export async function approveTransfer(tx: Tx, actor: Actor & { id: string }, id: string, note: string | null): Promise<TransactionView> {
+export async function approveTransfer(tx: Tx, actor: Actor & { id: string }, id: string, note: string | null, now: Date): Promise<TransactionView> {
   const held = await lockPending(tx, id);
   const accounts = await lockAccounts(tx, [held.from_account_id, held.to_account_id]);
   for (const account of accounts.values()) {
     if (account.status !== 'active') throw new DomainError('account_not_active', `Account ${account.account_number} is ${account.status}`);
   }
-  await settleHeldTransfer(tx, held, { reviewerId: actor.id, note });
+  await settleHeldTransfer(tx, held, { reviewerId: actor.id, note }, now);
   await record(tx, actor, {
     action: 'transfer.approved',
     targetType: 'transaction',
@@ -43,10 +43,10 @@ export async function approveTransfer(tx: Tx, actor: Actor & { id: string }, id:
   return readTransaction(tx, id);
 }
 
-/** Rejects a held transfer: the hold is released, nothing moves. Allowed whatever the accounts' status. */
-export async function rejectTransfer(tx: Tx, actor: Actor & { id: string }, id: string, reason: string): Promise<TransactionView> {
+/** Rejects a held transfer at `now`: the hold is released, nothing moves. Allowed whatever the accounts' status. */
+export async function rejectTransfer(tx: Tx, actor: Actor & { id: string }, id: string, reason: string, now: Date): Promise<TransactionView> {
   const held = await lockPending(tx, id);
-  await releaseHeldTransfer(tx, held, { reviewerId: actor.id, note: reason });
+  await releaseHeldTransfer(tx, held, { reviewerId: actor.id, note: reason }, now);
   await record(tx, actor, {
     action: 'transfer.rejected',
     targetType: 'transaction',

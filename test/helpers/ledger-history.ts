@@ -3,11 +3,12 @@ import type { DatabaseHandle } from '../../src/db/connection.js';
 import type { Tx } from '../../src/db/schema.js';
 
 /**
- * Journal history in the past, written straight into the database: the API posts at now() and cannot
- * make it. Deposits (positive) and withdrawals (negative) against the bank's cash account of the
- * account's currency, balanced per transaction, with the accounts' balances moved by the same sums so
- * that reconciliation still holds. Write it before any other money moves on the account, so that
- * balance_after follows posting order.
+ * Journal history in the past, written straight into the database: the API posts at the app's clock,
+ * but never before an account's last posting (src/ledger/post.ts, postingInstant), and the bank's cash
+ * account holds the postings of every test before, so it cannot make it. Deposits (positive) and
+ * withdrawals (negative) against the bank's cash account of the account's currency, balanced per
+ * transaction, with the accounts' balances moved by the same sums so that reconciliation still holds.
+ * Write it before any other money moves on the account, so that balance_after follows posting order.
  */
 
 export interface Account {
@@ -63,8 +64,11 @@ export async function insertHistory(database: DatabaseHandle, account: Account, 
         ])
         .execute();
     }
-    await tx.updateTable('accounts').set({ balance }).where('id', '=', account.id).execute();
-    await tx.updateTable('accounts').set({ balance: cashBalance }).where('id', '=', cash.id).execute();
+    // The accounts' last postings as ledger_post keeps them; the cash account's may already be later.
+    const latest = new Date(Math.max(...moves.map((move) => Date.parse(move.at))));
+    const lastPostedAt = sql<Date>`greatest(last_posted_at, ${latest}::timestamptz)`;
+    await tx.updateTable('accounts').set({ balance, last_posted_at: lastPostedAt }).where('id', '=', account.id).execute();
+    await tx.updateTable('accounts').set({ balance: cashBalance, last_posted_at: lastPostedAt }).where('id', '=', cash.id).execute();
   });
 }
 
@@ -100,7 +104,10 @@ export async function insertBulkHistory(database: DatabaseHandle, account: Accou
         SELECT i, 1, transaction_id, ${cash.id}::uuid, -amount, ${cash.balance.toString()}::bigint - (sum(amount) OVER (ORDER BY i))::bigint, at
         FROM bulk_history
       ) AS entries ORDER BY i, side`.execute(tx);
-    await sql`UPDATE accounts SET balance = balance + (SELECT sum(amount) FROM bulk_history)::bigint WHERE id = ${account.id}::uuid`.execute(tx);
-    await sql`UPDATE accounts SET balance = balance - (SELECT sum(amount) FROM bulk_history)::bigint WHERE id = ${cash.id}::uuid`.execute(tx);
+    const lastPostedAt = sql`greatest(last_posted_at, (SELECT max(at) FROM bulk_history))`;
+    await sql`UPDATE accounts SET balance = balance + (SELECT sum(amount) FROM bulk_history)::bigint, last_posted_at = ${lastPostedAt}
+              WHERE id = ${account.id}::uuid`.execute(tx);
+    await sql`UPDATE accounts SET balance = balance - (SELECT sum(amount) FROM bulk_history)::bigint, last_posted_at = ${lastPostedAt}
+              WHERE id = ${cash.id}::uuid`.execute(tx);
   });
 }

@@ -9,7 +9,15 @@
 -- them too (no held amount below zero, no customer balance nor balance less held below zero, after any
 -- posting, even when a later one would cover it) is checked in the walk back from the end state that
 -- gives each entry the balance it left behind, and refused with the CHECK's own error. The journal
--- entries are inserted in their given order, with the statement's time or p_posted_at.
+-- entries are inserted in their given order, at p_posted_at.
+--
+-- p_posted_at is the postings' instant, which the caller takes from the app's clock (or the latest
+-- last_posted_at of the accounts it locked, if that is later): it is required, and never earlier than
+-- the last posting of any account the postings touch. Statements read an account's entries in
+-- (posted_at, id) order and their running balance_after follows the order the row locks gave the
+-- postings, so the two orders must agree; a posting that would go back in time on an account is a
+-- caller's bug, refused (invalid_parameter_value) naming the account. Each touched account's
+-- last_posted_at becomes p_posted_at.
 --
 -- No statement of a posting is compiled to machine code (jit = off): PostgreSQL compiles any statement
 -- whose plan's estimated cost passes jit_above_cost, at every execution, 10 to 20 ms a time against a
@@ -45,7 +53,14 @@ DECLARE
   slot integer;
   entry integer;
   missing uuid;
+  -- As the columns keep it (milliseconds), so that the order is judged on what is stored.
+  instant timestamptz(3) := p_posted_at;
+  ahead uuid;
+  ahead_at timestamptz;
 BEGIN
+  IF p_posted_at IS NULL THEN
+    RAISE EXCEPTION 'ledger_post needs the postings'' instant (p_posted_at)' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   IF posting_count = 0 OR coalesce(cardinality(p_held_accounts), 0) <> posting_count
      OR coalesce(cardinality(p_held_deltas), 0) <> posting_count
      OR coalesce(cardinality(p_entry_postings), 0) <> entry_count OR coalesce(cardinality(p_entry_accounts), 0) <> entry_count THEN
@@ -96,8 +111,11 @@ BEGIN
     UPDATE accounts a
        SET balance = a.balance + balance_nets[array_position(account_ids, a.id)],
            held = a.held + held_nets[array_position(account_ids, a.id)],
+           last_posted_at = instant,
            updated_at = now()
      WHERE a.id = ANY (account_ids)
+       -- An account posted later than instant is left out, and told apart from a missing one below.
+       AND (a.last_posted_at IS NULL OR a.last_posted_at <= instant)
     RETURNING a.id, a.balance, a.held, a.type <> 'internal' AS customer
   )
   SELECT array_agg(m.balance ORDER BY array_position(account_ids, m.id)),
@@ -106,6 +124,12 @@ BEGIN
     INTO balances, helds, customer
     FROM moved m;
   IF coalesce(cardinality(balances), 0) <> cardinality(account_ids) THEN
+    SELECT x.id, x.last_posted_at INTO ahead, ahead_at
+      FROM accounts x WHERE x.id = ANY (account_ids) AND x.last_posted_at > instant ORDER BY x.id LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION 'a posting at % is earlier than the last posting of account %, at %: an account''s postings go forward in time',
+        instant, ahead, ahead_at USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     SELECT a INTO missing FROM unnest(account_ids) AS a WHERE NOT EXISTS (SELECT 1 FROM accounts x WHERE x.id = a) LIMIT 1;
     RAISE EXCEPTION 'a posting names account %, which does not exist', missing USING ERRCODE = 'foreign_key_violation';
   END IF;
@@ -143,7 +167,7 @@ BEGIN
 
   IF entry_count > 0 THEN
     INSERT INTO journal_entries (transaction_id, account_id, amount, balance_after, posted_at)
-    SELECT p_transactions[e.posting], e.account_id, e.amount, e.balance_after, coalesce(p_posted_at, statement_timestamp())
+    SELECT p_transactions[e.posting], e.account_id, e.amount, e.balance_after, instant
       FROM unnest(p_entry_postings, p_entry_accounts, p_entry_amounts, balance_after)
              WITH ORDINALITY AS e(posting, account_id, amount, balance_after, ord)
      ORDER BY e.ord;
