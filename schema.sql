@@ -14,6 +14,21 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: idempotency_answer; Type: TYPE; Schema: public; Owner: -
+--
+
+CREATE TYPE public.idempotency_answer AS (
+	user_id uuid,
+	endpoint text,
+	key text,
+	fingerprint text,
+	response jsonb,
+	transaction_id uuid,
+	problem_code text,
+	problem_detail text
+);
+
+--
 -- Name: active_access_tokens(uuid[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -21,8 +36,6 @@ CREATE FUNCTION public.active_access_tokens(p_jtis uuid[]) RETURNS TABLE(jti uui
     LANGUAGE plpgsql STABLE
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
-    SET enable_hashjoin TO 'off'
-    SET enable_mergejoin TO 'off'
     SET jit TO 'off'
     AS $$ -- body: src/auth/sql/active_access_tokens.sql $$;
 
@@ -58,51 +71,24 @@ CREATE FUNCTION public.format_amount(p_units bigint) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ -- body: src/ledger/sql/format_amount.sql $$;
 
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
-
 --
--- Name: idempotency_keys; Type: TABLE; Schema: public; Owner: -
+-- Name: idempotency_record(public.idempotency_answer[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE TABLE public.idempotency_keys (
-    user_id uuid NOT NULL,
-    endpoint text NOT NULL,
-    key text NOT NULL,
-    fingerprint text NOT NULL,
-    status_code integer,
-    response jsonb,
-    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
-    problem_code text,
-    problem_detail text,
-    CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255)))
-);
-
---
--- Name: idempotency_claim(uuid, text, text, text); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.idempotency_claim(p_user uuid, p_endpoint text, p_key text, p_fingerprint text) RETURNS public.idempotency_keys
+CREATE FUNCTION public.idempotency_record(p_answers public.idempotency_answer[]) RETURNS void
     LANGUAGE plpgsql
-    AS $$ -- body: src/http/sql/idempotency_claim.sql $$;
-
---
--- Name: idempotency_record(uuid[], text[], text[], text[], integer, jsonb[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.idempotency_record(p_users uuid[], p_endpoints text[], p_keys text[], p_fingerprints text[], p_status integer, p_responses jsonb[], p_problem_codes text[], p_problem_details text[]) RETURNS void
-    LANGUAGE plpgsql
-    SET jit TO 'off'
     AS $$ -- body: src/http/sql/idempotency_record.sql $$;
 
 --
--- Name: idempotency_store(uuid, text, text, integer, jsonb, text, text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: idempotency_stored(uuid[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.idempotency_store(p_user uuid, p_endpoint text, p_key text, p_status integer, p_response jsonb, p_problem_code text DEFAULT NULL::text, p_problem_detail text DEFAULT NULL::text) RETURNS void
-    LANGUAGE plpgsql
-    AS $$ -- body: src/http/sql/idempotency_store.sql $$;
+CREATE FUNCTION public.idempotency_stored(p_users uuid[], p_endpoints text[], p_keys text[]) RETURNS TABLE(ord integer, fingerprint text, response jsonb, transaction_id uuid, problem_code text, problem_detail text)
+    LANGUAGE plpgsql STABLE
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
+    SET jit TO 'off'
+    AS $$ -- body: src/http/sql/idempotency_stored.sql $$;
 
 --
 -- Name: ledger_post(uuid[], uuid[], bigint[], integer[], uuid[], bigint[], timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
@@ -112,8 +98,6 @@ CREATE FUNCTION public.ledger_post(p_transactions uuid[], p_held_accounts uuid[]
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
-    SET enable_hashjoin TO 'off'
-    SET enable_mergejoin TO 'off'
     SET jit TO 'off'
     AS $$ -- body: src/ledger/sql/ledger_post.sql $$;
 
@@ -150,18 +134,24 @@ CREATE FUNCTION public.revoke_sessions_of_disabled_user() RETURNS trigger
     AS $$ -- body: src/auth/sql/revoke_sessions_of_disabled_user.sql $$;
 
 --
--- Name: transfer_batch(uuid[], text[], uuid[], text[], text[], bigint[], text[], text[], text[], text[], text[], text[], bigint, bigint, bigint, integer, integer, integer); Type: FUNCTION; Schema: public; Owner: -
+-- Name: transfer_batch(jsonb, jsonb, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.transfer_batch(p_users uuid[], p_roles text[], p_jtis uuid[], p_from text[], p_to text[], p_amounts bigint[], p_descriptions text[], p_keys text[], p_endpoints text[], p_fingerprints text[], p_ips text[], p_request_ids text[], p_review_threshold bigint, p_new_payee_amount bigint, p_new_account_amount bigint, p_new_account_hours integer, p_velocity_count integer, p_velocity_minutes integer) RETURNS TABLE(ord integer, http_status integer, replayed boolean, body text, problem text, detail text)
+CREATE FUNCTION public.transfer_batch(p_requests jsonb, p_risk jsonb, p_now timestamp with time zone) RETURNS TABLE(ord integer, replayed boolean, problem text, detail text, id uuid, status text, amount bigint, currency text, from_account text, to_account text, description text, created_by uuid, created_at timestamp with time zone, review_reasons text[])
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$ -- body: src/transfers/sql/transfer_batch.sql $$;
+
+--
+-- Name: transfer_lock_accounts(text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.transfer_lock_accounts(p_account_numbers text[]) RETURNS TABLE(ids uuid[], numbers text[], users uuid[], currencies text[], statuses text[], opened timestamp with time zone[], balances bigint[], helds bigint[], limits bigint[], last_posted timestamp with time zone)
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
-    SET enable_bitmapscan TO 'off'
-    SET enable_hashjoin TO 'off'
-    SET enable_mergejoin TO 'off'
     SET jit TO 'off'
-    AS $$ -- body: src/transfers/sql/transfer_batch.sql $$;
+    AS $$ -- body: src/transfers/sql/transfer_lock_accounts.sql $$;
 
 --
 -- Name: transfer_review_reasons(bigint, timestamp with time zone, timestamp with time zone, boolean, bigint, bigint, bigint, bigint, integer, integer, integer); Type: FUNCTION; Schema: public; Owner: -
@@ -172,12 +162,38 @@ CREATE FUNCTION public.transfer_review_reasons(p_amount bigint, p_sender_opened_
     AS $$ -- body: src/risk/sql/transfer_review_reasons.sql $$;
 
 --
+-- Name: transfer_sender_history(uuid[], integer[], integer[], date, timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.transfer_sender_history(p_accounts uuid[], p_sender_slots integer[], p_receiver_slots integer[], p_day date, p_since timestamp with time zone, p_velocity_count integer) RETURNS TABLE(sent_today bigint[], recent bigint[], paid_pairs text[])
+    LANGUAGE plpgsql STABLE
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
+    SET jit TO 'off'
+    AS $$ -- body: src/transfers/sql/transfer_sender_history.sql $$;
+
+--
+-- Name: transfers_as_created(uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.transfers_as_created(p_ids uuid[]) RETURNS TABLE(id uuid, status text, amount bigint, currency text, from_account text, to_account text, description text, created_by uuid, created_at timestamp with time zone, review_reasons text[])
+    LANGUAGE plpgsql STABLE
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
+    SET jit TO 'off'
+    AS $$ -- body: src/transfers/sql/transfers_as_created.sql $$;
+
+--
 -- Name: uuid_v7(); Type: FUNCTION; Schema: public; Owner: -
 --
 
 CREATE FUNCTION public.uuid_v7() RETURNS uuid
     LANGUAGE plpgsql PARALLEL SAFE
     AS $$ -- body: src/ledger/sql/uuid_v7.sql $$;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
 
 --
 -- Name: access_tokens; Type: TABLE; Schema: public; Owner: -
@@ -208,6 +224,7 @@ CREATE TABLE public.accounts (
     status text DEFAULT 'active'::text NOT NULL,
     created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    last_posted_at timestamp(3) with time zone,
     CONSTRAINT accounts_account_number_check CHECK ((account_number ~ '^[0-9]{10}$'::text)),
     CONSTRAINT accounts_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT accounts_customer_not_overdrawn CHECK (((type = 'internal'::text) OR ((balance >= 0) AND ((balance - held) >= 0)))),
@@ -289,6 +306,24 @@ CREATE TABLE public.daily_outflows (
     day date NOT NULL,
     amount bigint NOT NULL,
     CONSTRAINT daily_outflows_amount_check CHECK ((amount >= 0))
+);
+
+--
+-- Name: idempotency_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.idempotency_keys (
+    user_id uuid NOT NULL,
+    endpoint text NOT NULL,
+    key text NOT NULL,
+    fingerprint text NOT NULL,
+    response jsonb,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    problem_code text,
+    problem_detail text,
+    transaction_id uuid,
+    CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255))),
+    CONSTRAINT idempotency_keys_one_answer CHECK (((num_nonnulls(response, transaction_id, problem_code) = 1) AND ((problem_detail IS NULL) OR (problem_code IS NOT NULL))))
 );
 
 --
@@ -572,13 +607,6 @@ ALTER TABLE ONLY public.audit_log
 
 ALTER TABLE ONLY public.daily_outflows
     ADD CONSTRAINT daily_outflows_pkey PRIMARY KEY (account_id, day);
-
---
--- Name: idempotency_keys idempotency_keys_one_answer; Type: CHECK CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE public.idempotency_keys
-    ADD CONSTRAINT idempotency_keys_one_answer CHECK (((status_code IS NULL) OR (problem_code IS NULL))) NOT VALID;
 
 --
 -- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -972,6 +1000,13 @@ ALTER TABLE ONLY public.audit_log
 
 ALTER TABLE ONLY public.daily_outflows
     ADD CONSTRAINT daily_outflows_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id);
+
+--
+-- Name: idempotency_keys idempotency_keys_transaction_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_transaction_id_fkey FOREIGN KEY (transaction_id) REFERENCES public.transactions(id);
 
 --
 -- Name: idempotency_keys idempotency_keys_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

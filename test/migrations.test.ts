@@ -71,24 +71,6 @@ describe(`migrations (${engine})`, () => {
     expect(await recorded(database.handle)).toEqual({ versions, paths: recordedPaths });
   });
 
-  it('runs the transfer batch, the ledger writer and the token lookup with generic plans, rows found by key and no JIT', async () => {
-    const database = await createTestDatabase();
-    cleanups.push(() => database.drop());
-    const settings = await database.handle.withSession((session) =>
-      session.query<{ proname: string; proconfig: string[] }>(
-        `SELECT proname, proconfig FROM pg_proc
-          WHERE proname IN ('transfer_batch', 'idempotency_record', 'ledger_post', 'active_access_tokens') ORDER BY proname`,
-      ),
-    );
-    const byKey = ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off'];
-    expect(settings).toEqual([
-      { proname: 'active_access_tokens', proconfig: [...byKey, 'jit=off'] },
-      { proname: 'idempotency_record', proconfig: ['jit=off'] },
-      { proname: 'ledger_post', proconfig: [...byKey, 'jit=off'] },
-      { proname: 'transfer_batch', proconfig: ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'enable_bitmapscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off', 'jit=off'] },
-    ]);
-  });
-
   it('applies each migration and each repeatable file exactly once when three instances migrate one fresh database at the same time', async () => {
     const database = await createEmptyDatabase(3);
     cleanups.push(() => database.drop());

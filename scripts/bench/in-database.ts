@@ -65,28 +65,26 @@ END $$;`;
 const TRANSFERS = (n: number, batchSize: number) => `
 DO $$
 DECLARE
-  owners uuid[]; jtis uuid[]; senders text[]; receivers text[]; keys text[];
-  sender_number text; answer record; refused integer := 0;
+  requests jsonb; owner uuid; sender_number text; answer record; refused integer := 0;
   started timestamptz; ran interval := '0'; committed interval := '0';
   tag text := md5(random()::text);
 BEGIN
   FOR b IN 1 .. ${Math.ceil(n / batchSize)} LOOP
-    owners := '{}'; jtis := '{}'; senders := '{}'; receivers := '{}'; keys := '{}';
+    requests := '[]';
     FOR j IN 1 .. ${batchSize} LOOP
       sender_number := lpad((1 + floor(random() * 200))::int::text, 10, '0');
-      owners := owners || (SELECT user_id FROM accounts WHERE account_number = sender_number);
-      jtis := jtis || (SELECT t.jti FROM access_tokens t WHERE t.user_id = owners[j]);
-      senders := senders || sender_number;
-      receivers := receivers || lpad((1 + (sender_number::int + floor(random() * 199))::int % 200)::text, 10, '0');
-      keys := keys || (tag || b || '-' || j);
+      owner := (SELECT user_id FROM accounts WHERE account_number = sender_number);
+      requests := requests || jsonb_build_object(
+        'user_id', owner, 'role', 'customer', 'jti', (SELECT t.jti FROM access_tokens t WHERE t.user_id = owner),
+        'from_account', sender_number, 'to_account', lpad((1 + (sender_number::int + floor(random() * 199))::int % 200)::text, 10, '0'),
+        'amount', '1', 'description', NULL, 'key', tag || b || '-' || j, 'endpoint', 'POST /transactions/transfer',
+        'fingerprint', 'fingerprint', 'ip', '127.0.0.1', 'request_id', 'bench');
     END LOOP;
     started := clock_timestamp();
-    FOR answer IN SELECT * FROM transfer_batch(owners, array_fill('customer'::text, ARRAY[${batchSize}]), jtis, senders, receivers,
-        array_fill(1::bigint, ARRAY[${batchSize}]), array_fill(NULL::text, ARRAY[${batchSize}]), keys,
-        array_fill('POST /transactions/transfer'::text, ARRAY[${batchSize}]), array_fill('fingerprint'::text, ARRAY[${batchSize}]),
-        array_fill('127.0.0.1'::text, ARRAY[${batchSize}]), array_fill('bench'::text, ARRAY[${batchSize}]),
-        10000000000, 10000000000, 10000000000, 24, 100000, 60) LOOP
-      IF answer.http_status IS DISTINCT FROM 201 THEN refused := refused + 1; END IF;
+    FOR answer IN SELECT * FROM transfer_batch(requests,
+        '{"review_threshold": "10000000000", "new_payee_amount": "10000000000", "new_account_amount": "10000000000",
+          "new_account_hours": 24, "velocity_count": 100000, "velocity_minutes": 60}', clock_timestamp()) LOOP
+      IF answer.problem IS NOT NULL THEN refused := refused + 1; END IF;
     END LOOP;
     ran := ran + (clock_timestamp() - started);
     started := clock_timestamp();

@@ -13,7 +13,7 @@
 --                                  starting with I.
 -- The block that turns the lock timeout into IK001 is a subtransaction: one a call, not one a key.
 CREATE OR REPLACE FUNCTION idempotency_record(p_answers idempotency_answer[])
-RETURNS void LANGUAGE plpgsql SET jit = off AS $$
+RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   stored_count integer;
 BEGIN

@@ -4,9 +4,10 @@
 -- the caller compares with its own. A key being written by a transaction that has not committed is not
 -- seen: that request's idempotency_record finds it.
 --
--- One probe of the primary key per request (LATERAL ... LIMIT 1), by a generic plan made once per
--- connection whatever the table held then: enable_seqscan off keeps that plan an index probe when it is
--- made while the table is nearly empty (test/plans.test.ts).
+-- One probe of the primary key per request (LATERAL ... LIMIT 1), by a generic plan made on the
+-- connection's first call whatever the table held then: enable_seqscan off keeps that plan an index
+-- probe when it is made over a table of a few rows, where a new key would otherwise be looked for in
+-- every row; jit off, ledger_post says why (each setting's test: test/plans.test.ts).
 CREATE OR REPLACE FUNCTION idempotency_stored(p_users uuid[], p_endpoints text[], p_keys text[])
 RETURNS TABLE (ord integer, fingerprint text, response jsonb, transaction_id uuid, problem_code text, problem_detail text)
 LANGUAGE plpgsql STABLE

@@ -19,10 +19,16 @@
 -- caller's bug, refused (invalid_parameter_value) naming the account. Each touched account's
 -- last_posted_at becomes p_posted_at.
 --
--- No statement of a posting is compiled to machine code (jit = off): PostgreSQL compiles any statement
--- whose plan's estimated cost passes jit_above_cost, at every execution, 10 to 20 ms a time against a
--- statement's fraction of a millisecond, and a cached plan's cost grows with the tables it was planned
--- over (BENCHMARKS.md).
+-- Planner settings, each with the test in test/plans.test.ts that fails without it:
+--   plan_cache_mode = force_generic_plan  each statement is planned once per connection, on its first
+--       call, not at each of its first five calls (PL/pgSQL's default) nor whenever a custom plan
+--       looks cheaper then;
+--   enable_seqscan = off  that plan, when made over an accounts table of a few rows, analysed, updates
+--       the accounts by their primary key, not by a scan of the table kept as it grows;
+--   jit = off  no statement is compiled to machine code: PostgreSQL compiles every execution of a plan
+--       whose estimated cost passes jit_above_cost, 10 to 20 ms a time against a statement's fraction
+--       of a millisecond, and a generic plan's estimate grows with the tables it was made over. The
+--       functions that a transfer calls carry it for the same reason.
 CREATE OR REPLACE FUNCTION ledger_post(
   p_transactions uuid[],
   p_held_accounts uuid[],
@@ -33,7 +39,7 @@ CREATE OR REPLACE FUNCTION ledger_post(
   p_entry_amounts bigint[],
   p_posted_at timestamptz
 ) RETURNS void LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
 SET jit = off AS $$
 DECLARE
   posting_count integer := coalesce(cardinality(p_transactions), 0);

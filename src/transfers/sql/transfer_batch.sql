@@ -2,8 +2,9 @@
 -- commit). In order:
 --   1. each request's access token must be active (active_access_tokens: issued, not revoked, its session
 --      alive and of its user's credential version, its user active with the role the token claims);
---   2. a request whose key holds an answer gets it again (idempotency_stored), or 'idempotency_key_reused'
---      when the key was used with another request;
+--   2. a request whose key holds an answer gets it again (idempotency_stored; a transfer's answer is the
+--      transfer as created: transfers_as_created), or 'idempotency_key_reused' when the key was used
+--      with another request;
 --   3. every account the other requests name is locked, in id order, like every posting;
 --   4. each transfer is checked in order against what the batch's earlier ones left (the balance, the
 --      daily limit, the risk rules: transfer_review_reasons) and refused, or recorded, posted
@@ -26,7 +27,10 @@
 -- One row per request, in no particular order: `problem` and `detail` for a refusal (replayed true when
 -- it is the key's stored one); otherwise the transfer as created (replayed true when the key's).
 --
--- No statement of a transfer is compiled to machine code (jit = off; ledger_post says why).
+-- It reads tables only through functions that each carry the planner settings their statement needs,
+-- each setting with the test that fails without it (test/plans.test.ts); its own statements write, or
+-- read what those returned. No statement of a transfer is compiled to machine code (jit = off;
+-- ledger_post says why).
 CREATE OR REPLACE FUNCTION transfer_batch(p_requests jsonb, p_risk jsonb, p_now timestamptz)
 RETURNS TABLE (
   ord integer, replayed boolean, problem text, detail text,
@@ -163,7 +167,7 @@ BEGIN
     END IF;
   END LOOP;
 
-  SELECT coalesce(l.ids, '{}'), l.numbers, l.users, l.currencies, l.statuses, l.opened, l.balances, l.helds, l.limits, l.last_posted
+  SELECT l.ids, l.numbers, l.users, l.currencies, l.statuses, l.opened, l.balances, l.helds, l.limits, l.last_posted
     INTO acct_ids, acct_numbers, acct_users, acct_currencies, acct_statuses, acct_opened, acct_balances, acct_helds, acct_limits,
          last_posted
     FROM transfer_lock_accounts(account_numbers) l;
@@ -287,14 +291,11 @@ BEGIN
   SELECT x.ord, x.replayed, x.problem, x.detail, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text,
          NULL::uuid, NULL::timestamptz, NULL::text[]
     FROM unnest(refused_ords, refused_replayed, refused_problems, refused_details) AS x(ord, replayed, problem, detail);
-  -- A stored transfer answers as it was created: its status then follows from its review reasons alone.
   RETURN QUERY
-  SELECT x.ord, true, NULL::text, NULL::text, t.id, CASE WHEN cardinality(t.review_reasons) = 0 THEN 'completed' ELSE 'pending_review' END,
-         t.amount, t.currency, f.account_number, d.account_number, t.description, t.created_by, t.created_at, t.review_reasons
+  SELECT x.ord, true, NULL::text, NULL::text, t.id, t.status, t.amount, t.currency, t.from_account, t.to_account, t.description,
+         t.created_by, t.created_at, t.review_reasons
     FROM unnest(replayed_ords, replayed_ids) AS x(ord, transaction_id)
-    JOIN transactions t ON t.id = x.transaction_id
-    JOIN accounts f ON f.id = t.from_account_id
-    JOIN accounts d ON d.id = t.to_account_id;
+    JOIN transfers_as_created(replayed_ids) t ON t.id = x.transaction_id;
   RETURN QUERY
   SELECT x.i, false, NULL::text, NULL::text, passed_ids[x.n], statuses[x.i], req_amounts[x.i], acct_currencies[sender_slot[x.i]],
          req_from[x.i], req_to[x.i], req_descriptions[x.i], req_users[x.i], posted_at::timestamptz, string_to_array(reasons[x.i], ',')

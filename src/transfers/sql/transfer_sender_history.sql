@@ -9,16 +9,14 @@
 -- Every read is one index probe, bounded by an account, a pair, a day or the count, never by the size of
 -- the ledger.
 --
--- Generic plans, made once per connection whatever the tables held then. enable_seqscan off keeps
--- each read an index scan when its plan is made while the tables are nearly empty; enable_bitmapscan
--- off keeps the velocity count and the pair probe an ordered index scan that stops at its limit,
--- instead of a bitmap scan that fetches every transfer of the sender or of the pair first
--- (test/plans.test.ts).
+-- A generic plan, made on the connection's first call whatever the tables held then: enable_seqscan
+-- off keeps each read an index scan when that plan is made over tables of a few rows; jit off,
+-- ledger_post says why (each setting's test: test/plans.test.ts).
 CREATE OR REPLACE FUNCTION transfer_sender_history(
   p_accounts uuid[], p_sender_slots integer[], p_receiver_slots integer[], p_day date, p_since timestamptz, p_velocity_count integer
 ) RETURNS TABLE (sent_today bigint[], recent bigint[], paid_pairs text[])
 LANGUAGE plpgsql STABLE
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 BEGIN
   RETURN QUERY
   SELECT array_agg(CASE WHEN k.slot = ANY (p_sender_slots) THEN
