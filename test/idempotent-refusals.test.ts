@@ -1,27 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { testApp, type Customer, type Response, type TestApp } from './helpers/app.js';
+import { REVIEW_AT_500_ONLY, testApp, type Customer, type Response, type TestApp } from './helpers/app.js';
 
 /**
  * API.md: a business refusal under an Idempotency-Key is an answer like any other, kept and replayed,
  * even after the state that caused it has changed (the probe that found the defect: a transfer refused
  * insufficient_funds, repeated with its key after a deposit, moved money). Answers that say the request
  * was not processed at all (validation_error, ...) are not kept: a corrected retry with the key runs.
- *
- * Only the amount threshold is on (at 500.00), to make transfers that wait for review.
  */
-const ENV = {
-  RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000',
-  REVIEW_THRESHOLD: '500.00',
-  RISK_NEW_PAYEE_AMOUNT: '0',
-  RISK_NEW_ACCOUNT_AMOUNT: '0',
-  RISK_VELOCITY_COUNT: '0',
-};
 
 let bank: TestApp;
 beforeAll(async () => {
-  bank = await testApp(ENV);
+  bank = await testApp(REVIEW_AT_500_ONLY);
 });
 
 const db = () => bank.database.handle.db;

@@ -3,16 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sqlState } from '../src/db/transaction.js';
 import { postingInstant } from '../src/ledger/post.js';
 import { addMonths } from '../src/loans/schedule.js';
-import { testApp, type Customer, type Response, type TestApp } from './helpers/app.js';
-
-/** Only the amount threshold is on (at 500.00), to make transfers that wait for review. */
-const ENV = {
-  RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000',
-  REVIEW_THRESHOLD: '500.00',
-  RISK_NEW_PAYEE_AMOUNT: '0',
-  RISK_NEW_ACCOUNT_AMOUNT: '0',
-  RISK_VELOCITY_COUNT: '0',
-};
+import { REVIEW_AT_500_ONLY, testApp, type Customer, type Response, type TestApp } from './helpers/app.js';
 
 interface StatementEntry {
   transaction_id: string;
@@ -59,7 +50,7 @@ describe('one clock for every posting', () => {
   const withdraw = async (customer: Customer, amount: string) => created(await bank.admin.post(`/accounts/${customer.account.id}/withdraw`, { amount }));
 
   beforeAll(async () => {
-    bank = await testApp(ENV);
+    bank = await testApp(REVIEW_AT_500_ONLY);
   });
   afterEach(() => bank.clock.reset());
 
@@ -210,7 +201,7 @@ describe('reviews of held transfers, by the clock', () => {
   let bank: TestApp;
 
   beforeAll(async () => {
-    bank = await testApp(ENV);
+    bank = await testApp(REVIEW_AT_500_ONLY);
   });
   afterEach(() => bank.clock.reset());
 

@@ -1,14 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { testApp, type Client, type Customer, type Response, type TestApp } from './helpers/app.js';
-
-/** Only the amount threshold is on (at 500.00), to make transfers that wait for review. */
-const ENV = {
-  RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000',
-  REVIEW_THRESHOLD: '500.00',
-  RISK_NEW_PAYEE_AMOUNT: '0',
-  RISK_NEW_ACCOUNT_AMOUNT: '0',
-  RISK_VELOCITY_COUNT: '0',
-};
+import { REVIEW_AT_500_ONLY, testApp, type Client, type Customer, type Response, type TestApp } from './helpers/app.js';
 
 function expectProblem(response: Response, status: number, code: string): void {
   expect(response.statusCode, response.body).toBe(status);
@@ -43,7 +34,7 @@ describe('POST /transactions/{id}/reverse', () => {
   };
 
   beforeAll(async () => {
-    bank = await testApp(ENV);
+    bank = await testApp(REVIEW_AT_500_ONLY);
     auditor = await bank.user('auditor');
     adminId = (await bank.admin.get('/auth/me')).data.id;
   });

@@ -18,6 +18,18 @@ export const TEST_ENV: Record<string, string> = {
   LOG_LEVEL: 'silent',
 };
 
+/**
+ * Only the amount threshold flags a transfer for review, at 500.00, so that a test makes transfers that
+ * wait for review when it wants them (600.00) and no others (rate limit out of the way too).
+ */
+export const REVIEW_AT_500_ONLY: Record<string, string> = {
+  RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000',
+  REVIEW_THRESHOLD: '500.00',
+  RISK_NEW_PAYEE_AMOUNT: '0',
+  RISK_NEW_ACCOUNT_AMOUNT: '0',
+  RISK_VELOCITY_COUNT: '0',
+};
+
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ ...TEST_ENV, ...env });
 }
