@@ -77,7 +77,7 @@ CREATE FUNCTION public.format_amount(p_units bigint) RETURNS text
 
 CREATE FUNCTION public.idempotency_record(p_answers public.idempotency_answer[]) RETURNS void
     LANGUAGE plpgsql
-    AS $$ -- body: src/http/sql/idempotency_record.sql $$;
+    AS $$ -- body: src/db/sql/idempotency_record.sql $$;
 
 --
 -- Name: idempotency_stored(uuid[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
@@ -88,7 +88,7 @@ CREATE FUNCTION public.idempotency_stored(p_users uuid[], p_endpoints text[], p_
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
     SET jit TO 'off'
-    AS $$ -- body: src/http/sql/idempotency_stored.sql $$;
+    AS $$ -- body: src/db/sql/idempotency_stored.sql $$;
 
 --
 -- Name: ledger_post(uuid[], uuid[], bigint[], integer[], uuid[], bigint[], timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -

@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
+import { Histogram } from 'prom-client';
 import { accountRoutes } from './accounts/routes.js';
 import { auditRoutes } from './audit/routes.js';
 import { Account } from './accounts/schemas.js';
@@ -14,7 +15,7 @@ import { AuthService } from './auth/service.js';
 import { TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connection.js';
-import { registerAccessControl, type Access } from './http/access.js';
+import { registerAccessControl, type Access } from './auth/access.js';
 import { CONTENT_SECURITY_POLICY, registerDocs, SECURITY } from './http/docs.js';
 import { registerErrorHandling } from './http/errors.js';
 import { refuseUnstorableText } from './http/input.js';
@@ -28,6 +29,7 @@ import { Transaction } from './ledger/schemas.js';
 import { loanRoutes } from './loans/routes.js';
 import { statementRoutes } from './statements/routes.js';
 import { transferRoutes } from './transfers/routes.js';
+import { createTransferQueue } from './transfers/service.js';
 import { userRoutes } from './users/routes.js';
 import { User } from './users/schemas.js';
 
@@ -114,7 +116,14 @@ export async function buildApp({ config, database, redis, logger, clock = () => 
   await app.register(authRoutes, { auth });
   await app.register(userRoutes, { database });
   await app.register(accountRoutes, { config, database, clock });
-  await app.register(transferRoutes, { config, database, metrics, clock });
+  const batchSizes = new Histogram({
+    name: 'transfer_batch_size',
+    help: 'Transfers committed together in one database transaction (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [metrics],
+  });
+  const transfers = createTransferQueue(database, config, clock, (size) => batchSizes.observe(size));
+  await app.register(transferRoutes, { config, database, transfers, clock });
   await app.register(ledgerRoutes, { database });
   await app.register(auditRoutes, { database });
   await app.register(loanRoutes, { config, database, clock });

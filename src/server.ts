@@ -7,7 +7,7 @@ import { openDatabase } from './db/connection.js';
 import { scheduleMaintenance } from './db/maintenance.js';
 import { migrate } from './db/migrate.js';
 import { scheduleSealing } from './audit/chain.js';
-import { schedulePurge } from './http/idempotency.js';
+import { schedulePurge } from './db/idempotency.js';
 
 function loadConfigOrExit(): Config {
   try {
@@ -19,6 +19,19 @@ function loadConfigOrExit(): Config {
     }
     throw error;
   }
+}
+
+/** The one line that says why ADMIN_EMAIL/ADMIN_PASSWORD did nothing on this start, and how to start over. */
+function adminSettingsIgnored(config: Config): string {
+  const names = [config.adminEmail !== undefined ? 'ADMIN_EMAIL' : '', config.adminPassword !== undefined ? 'ADMIN_PASSWORD' : ''].filter(Boolean);
+  const startOver = config.databaseUrl
+    ? 'point DATABASE_URL at an empty database'
+    : `stop the server and remove DATA_DIR (${config.dataDir})`;
+  return (
+    `${names.join(' and ')} ${names.length > 1 ? 'are' : 'is'} ignored: an admin already exists, and they only create ` +
+    `the first admin of a database that has none (the existing admin's password is unchanged). ` +
+    `To start over with them, ${startOver}, then start again`
+  );
 }
 
 /**
@@ -56,6 +69,9 @@ async function serve(config: Config): Promise<void> {
     console.log(`admin: ${admin.email} password: ${admin.generatedPassword}`);
   } else if (admin) {
     app.log.info({ email: admin.email }, 'created the first admin from ADMIN_EMAIL');
+  } else if (config.adminEmail !== undefined || config.adminPassword !== undefined) {
+    // Not silent: a newcomer restarting with them would otherwise log in with credentials that never existed.
+    app.log.warn(adminSettingsIgnored(config));
   }
 
   const stopPurge = schedulePurge(database.db, (err) => app.log.warn({ err }, 'idempotency key purge failed'));

@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { withAutocommit } from '../src/db/transaction.js';
 import type { Settled } from '../src/db/batch-queue.js';
-import type { Outcome } from '../src/http/idempotency.js';
+import type { Outcome } from '../src/db/idempotency.js';
 import { parseAmount } from '../src/money.js';
 import { transferBatch, type TransferRequest } from '../src/transfers/service.js';
 import { testApp, type Customer, type TestApp } from './helpers/app.js';

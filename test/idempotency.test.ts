@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { purgeExpiredIdempotencyKeys } from '../src/http/idempotency.js';
+import { purgeExpiredIdempotencyKeys } from '../src/db/idempotency.js';
 import { testApp, type Client, type Customer, type TestApp } from './helpers/app.js';
 
 // Many transfers from few accounts: keep the rate limit and the risk rules out of the way, so that

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { withTransaction, sqlState } from '../src/db/transaction.js';
-import { DomainError } from '../src/http/errors.js';
+import { DomainError } from '../src/errors.js';
 import { internalAccount, movement, postTransaction, UnbalancedPostingError, type Entry, type Posting } from '../src/ledger/post.js';
 import { testApp, type Customer, type TestApp } from './helpers/app.js';
 

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { validationError } from '../errors.js';
 
 /** The Luhn (mod 10) check digit of a string of digits. */
 export function luhnCheckDigit(digits: string): string {
@@ -17,6 +18,12 @@ export function luhnCheckDigit(digits: string): string {
 
 export function isValidAccountNumber(value: string): boolean {
   return /^\d{10}$/.test(value) && luhnCheckDigit(value.slice(0, 9)) === value[9];
+}
+
+/** An account number a request names, or a 422 naming the field when its check digit is wrong. */
+export function accountNumberField(field: string, value: string): string {
+  if (!isValidAccountNumber(value)) throw validationError(field, 'is not a valid account number (Luhn check digit)');
+  return value;
 }
 
 /**

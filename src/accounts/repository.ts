@@ -1,5 +1,5 @@
 import type { AccountRow, AccountType, Db, Tx } from '../db/schema.js';
-import { afterCursor, type Keyset } from '../http/pagination.js';
+import { afterCursor, type Keyset } from '../pagination.js';
 import { generateAccountNumber } from './account-number.js';
 
 export function findCustomerAccount(db: Db | Tx, id: string): Promise<AccountRow | undefined> {

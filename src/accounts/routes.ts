@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import { withTransaction } from '../db/transaction.js';
 import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
-import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
+import { actorOf, ANY_ROLE, callerOf } from '../auth/access.js';
 import { amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
 import { Account, AccountPage, CreateAccountBody, CreateAccountQuery, ListAccountsQuery, TellerBody, UpdateAccountBody } from './schemas.js';
@@ -129,7 +129,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRouteOptions> = asy
       },
       async (request, reply) => {
         const input = { accountId: request.params.id, amount: amountField('amount', request.body.amount), description: request.body.description ?? null };
-        return runIdempotent(database, request, reply, 201, input, (tx) => post(tx, actorOf(request), input.accountId, input.amount, input.description, clock()));
+        return runIdempotent(database, request, reply, { status: 201, userId: callerOf(request).id, meaning: input }, (tx) => post(tx, actorOf(request), input.accountId, input.amount, input.description, clock()));
       },
     );
   }

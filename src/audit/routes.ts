@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { DatabaseHandle } from '../db/connection.js';
-import { STAFF } from '../http/access.js';
+import { STAFF } from '../auth/access.js';
 import { PageQuery, pageOf } from '../http/pagination.js';
 import { CalendarDay, errorResponses, Timestamp, Uuid } from '../http/schemas.js';
 import { sealPending, verifyChain } from './chain.js';

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/schema.js';
-import { validationError } from '../http/errors.js';
-import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { validationError } from '../errors.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../pagination.js';
 
 export interface AuditEntryView {
   id: string;

@@ -1,8 +1,8 @@
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
-import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
-import { validationError } from '../http/errors.js';
+import { actorOf, ANY_ROLE, callerOf } from './access.js';
+import { validationError } from '../errors.js';
 import { errorResponses } from '../http/schemas.js';
 import { User } from '../users/schemas.js';
 import { ChangePasswordBody, FormLogin, JsonLogin, RefreshBody, RegisterBody, TokenResponse } from './schemas.js';

@@ -5,9 +5,8 @@ import { BatchQueue } from '../db/batch-queue.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import type { Role, Tx, UserRow } from '../db/schema.js';
 import { withTransaction } from '../db/transaction.js';
-import { DomainError, validationError } from '../http/errors.js';
-import { adminExists, findUserByEmail, findUserById } from '../users/repository.js';
-import { createUser, toUserView, type UserView } from '../users/service.js';
+import { DomainError, validationError } from '../errors.js';
+import { adminExists, createUser, findUserByEmail, findUserById, toUserView, type UserView } from '../users/service.js';
 import type { LoginThrottle } from './lockout.js';
 import { passwordProblem, type PasswordHasher } from './passwords.js';
 import {

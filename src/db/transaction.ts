@@ -15,6 +15,22 @@ export function isRetryable(error: unknown): boolean {
   return RETRYABLE.has(sqlState(error) ?? '');
 }
 
+// PostgreSQL and driver failures that mean "the database is not there right now".
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300']);
+const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+// Failures that mean "there, but saturated": a lock wait past lock_timeout (55P03), a cancelled
+// statement (57014), or no pool connection free within connectionTimeoutMillis (pg-pool's message).
+const BUSY_STATES = new Set(['55P03', '57014']);
+
+/** Why the database cannot serve this request right now, or undefined when the failure is something else. */
+export function databaseTrouble(error: unknown): 'unavailable' | 'busy' | undefined {
+  const code = sqlState(error);
+  const message = (error as Error | null)?.message ?? '';
+  if ((code && BUSY_STATES.has(code)) || /timeout exceeded when trying to connect/i.test(message)) return 'busy';
+  if (code && (UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return 'unavailable';
+  return /Connection terminated|Client has encountered a connection error|connection is closed/i.test(message) ? 'unavailable' : undefined;
+}
+
 /**
  * Runs fn in one database transaction (READ COMMITTED; rows that money depends on are locked with
  * SELECT ... FOR UPDATE in id order) and runs it again, after a jittered exponential back-off, when the

@@ -1,11 +1,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { sqlState } from '../db/transaction.js';
+import { databaseTrouble } from '../db/transaction.js';
+import { DomainError, type ErrorCode, type FieldError } from '../errors.js';
 
 /**
- * The stable error codes of API.md and their HTTP statuses: the one place where the rules' errors meet
- * HTTP. Services throw DomainError with a code; they know nothing of statuses.
+ * The HTTP status of each error code (src/errors.ts): the one place where the rules' errors meet HTTP.
+ * Services throw DomainError with a code; they know nothing of statuses.
  */
-export const ERROR_STATUS = {
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   validation_error: 422,
   bad_request: 400,
   unauthorized: 401,
@@ -35,29 +36,7 @@ export const ERROR_STATUS = {
   rate_limited: 429,
   internal_error: 500,
   service_unavailable: 503,
-} as const;
-
-export type ErrorCode = keyof typeof ERROR_STATUS;
-
-export interface FieldError {
-  field: string;
-  message: string;
-}
-
-export class DomainError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    detail: string,
-    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number; replayed?: boolean } = {},
-  ) {
-    super(detail);
-    this.name = 'DomainError';
-  }
-}
-
-export function validationError(field: string, message: string): DomainError {
-  return new DomainError('validation_error', `${field} ${message}`, { errors: [{ field, message }] });
-}
+};
 
 const TITLES: Partial<Record<ErrorCode, string>> = {
   validation_error: 'Validation failed',
@@ -134,22 +113,6 @@ function fieldErrors(error: FastifyError): FieldError[] {
     const message = params.additionalProperty ? 'is not an accepted field' : (issue.message ?? 'is invalid');
     return { field, message };
   });
-}
-
-// PostgreSQL and driver failures that mean "the database is not there right now".
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300']);
-const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
-// Failures that mean "there, but saturated": a lock wait past lock_timeout (55P03), a cancelled
-// statement (57014), or no pool connection free within connectionTimeoutMillis (pg-pool's message).
-const BUSY_STATES = new Set(['55P03', '57014']);
-
-/** Why the database cannot serve this request right now, or undefined when the failure is something else. */
-export function databaseTrouble(error: unknown): 'unavailable' | 'busy' | undefined {
-  const code = sqlState(error);
-  const message = (error as Error | null)?.message ?? '';
-  if ((code && BUSY_STATES.has(code)) || /timeout exceeded when trying to connect/i.test(message)) return 'busy';
-  if (code && (UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return 'unavailable';
-  return /Connection terminated|Client has encountered a connection error|connection is closed/i.test(message) ? 'unavailable' : undefined;
 }
 
 /** What a client that sent a body in a type no route here reads needs to hear. */

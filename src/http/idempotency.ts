@@ -3,13 +3,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { DatabaseHandle } from '../db/connection.js';
-import type { Db, Tx } from '../db/schema.js';
-import { sqlState, withTransaction } from '../db/transaction.js';
-import { callerOf, tokenHolderOf } from './access.js';
-import { DomainError, ERROR_STATUS, type ErrorCode } from './errors.js';
-
-/** Kept at least this long (API.md: 24 hours), then purged. */
-export const IDEMPOTENCY_KEY_HOURS = 24;
+import { findStoredAnswer, recordAnswer, type IdempotencyScope, type Outcome, type StoredAnswer } from '../db/idempotency.js';
+import type { Tx } from '../db/schema.js';
+import { withTransaction } from '../db/transaction.js';
+import { DomainError, type ErrorCode } from '../errors.js';
+import { ERROR_STATUS } from './errors.js';
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
@@ -36,35 +34,11 @@ function fingerprintOf(meaning: RequestMeaning): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-/** Where a request's key lives (user, endpoint, key) and what the request means. */
-export interface IdempotencyScope {
-  userId: string;
-  endpoint: string;
-  key: string;
-  fingerprint: string;
-}
-
-/** The scope of a request that carries an Idempotency-Key, or null when it carries none. */
-export function idempotencyScopeOf(request: FastifyRequest, meaning: RequestMeaning): IdempotencyScope | null {
+/** The scope of a request of `userId` that carries an Idempotency-Key, or null when it carries none. */
+export function idempotencyScopeOf(request: FastifyRequest, userId: string, meaning: RequestMeaning): IdempotencyScope | null {
   const key = request.headers['idempotency-key'];
   if (typeof key !== 'string') return null;
-  const userId = request.routeOptions.config.tokenCheckedByStatement ? tokenHolderOf(request).id : callerOf(request).id;
   return { userId, endpoint: `${request.method} ${request.routeOptions.url}`, key, fingerprint: fingerprintOf(meaning) };
-}
-
-/** What is stored under a key (src/http/sql/idempotency_stored.sql): the answer of the request that wrote it. */
-interface StoredAnswer {
-  fingerprint: string;
-  /** The body it answered: every endpoint's but the transfer's, whose answer is its transaction (transaction_id). */
-  response: unknown;
-  problem_code: ErrorCode | null;
-  problem_detail: string | null;
-}
-
-/** An answer to send with the route's status: a fresh one, or the stored answer of an earlier request with the same key. */
-export interface Outcome<T = unknown> {
-  replayed: boolean;
-  body: T;
 }
 
 /** The replay of a stored answer, or the stored refusal thrown again, if the request is the same one that stored it. */
@@ -98,16 +72,6 @@ function isKeptRefusal(error: unknown): error is DomainError {
   return error instanceof DomainError && !NOT_PROCESSED.has(error.code) && ERROR_STATUS[error.code] < 500;
 }
 
-/** The SQLSTATE idempotency_record raises when a request with the same key is still being processed elsewhere. */
-const KEY_IN_PROGRESS = 'IK001';
-
-/** A key still being written by a concurrent request, as the API says it. */
-export function asInProgress(error: unknown): unknown {
-  return sqlState(error) === KEY_IN_PROGRESS
-    ? new DomainError('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed')
-    : error;
-}
-
 export function sendOutcome(reply: FastifyReply, status: number, outcome: Outcome): FastifyReply {
   if (outcome.replayed) reply.header('idempotent-replayed', 'true');
   return reply.code(status).send(outcome.body);
@@ -134,16 +98,16 @@ export async function runIdempotent<T>(
   database: DatabaseHandle,
   request: FastifyRequest,
   reply: FastifyReply,
-  status: number,
-  meaning: RequestMeaning,
+  /** The route's status, the caller's id (where its keys live) and what the request means. */
+  { status, userId, meaning }: { status: number; userId: string; meaning: RequestMeaning },
   operation: (tx: Tx) => Promise<T>,
 ): Promise<FastifyReply> {
-  const scope = idempotencyScopeOf(request, meaning);
+  const scope = idempotencyScopeOf(request, userId, meaning);
   if (!scope) {
     return reply.code(status).send(await withTransaction(database, operation));
   }
   const answer = await withTransaction(database, async (tx): Promise<Outcome | DomainError> => {
-    const stored = await storedAnswer(tx, scope);
+    const stored = await findStoredAnswer(tx, scope);
     if (stored) return replayOf(stored, scope);
     await sql`SAVEPOINT idempotent_work`.execute(tx);
     try {
@@ -162,36 +126,3 @@ export async function runIdempotent<T>(
   return sendOutcome(reply, status, answer);
 }
 
-async function storedAnswer(tx: Tx, scope: IdempotencyScope): Promise<StoredAnswer | undefined> {
-  const { rows } = await sql<StoredAnswer>`
-    SELECT fingerprint, response, problem_code, problem_detail
-      FROM idempotency_stored(ARRAY[${scope.userId}]::uuid[], ARRAY[${scope.endpoint}], ARRAY[${scope.key}])`.execute(tx);
-  return rows[0];
-}
-
-async function recordAnswer(tx: Tx, scope: IdempotencyScope, answer: { response: string } | { problem: DomainError }): Promise<void> {
-  const response = 'response' in answer ? answer.response : null;
-  const problem = 'problem' in answer ? answer.problem : null;
-  try {
-    await sql`SELECT idempotency_record(ARRAY[ROW(${scope.userId}, ${scope.endpoint}, ${scope.key}, ${scope.fingerprint},
-      ${response}::jsonb, NULL, ${problem?.code ?? null}, ${problem?.message ?? null})]::idempotency_answer[])`.execute(tx);
-  } catch (error) {
-    throw asInProgress(error);
-  }
-}
-
-/** Deletes keys past their retention; any instance may run it, at any time, any number of times. */
-export async function purgeExpiredIdempotencyKeys(db: Db, hours = IDEMPOTENCY_KEY_HOURS): Promise<bigint> {
-  const result = await db
-    .deleteFrom('idempotency_keys')
-    .where('created_at', '<', sql<Date>`now() - make_interval(hours => ${hours})`)
-    .executeTakeFirst();
-  return result.numDeletedRows;
-}
-
-/** Purges expired keys every hour in the background; returns the function that stops it. */
-export function schedulePurge(db: Db, onError: (error: unknown) => void): () => void {
-  const timer = setInterval(() => purgeExpiredIdempotencyKeys(db).catch(onError), 60 * 60 * 1000);
-  timer.unref();
-  return () => clearInterval(timer);
-}

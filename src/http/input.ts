@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { validationError } from './errors.js';
+import { validationError } from '../errors.js';
 
 // U+0000, or a UTF-16 surrogate without its partner (JSON's "\ud800").
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { isSafeNumber, parse } from 'lossless-json';
-import { DomainError } from './errors.js';
+import { DomainError } from '../errors.js';
 
 /**
  * A JSON number whose double holds exactly the digits written becomes that number; any other (more

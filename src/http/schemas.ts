@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
-import { isValidAccountNumber } from '../accounts/account-number.js';
 import { InvalidAmountError, parseAmount } from '../money.js';
-import { ERROR_STATUS, validationError, type ErrorCode } from './errors.js';
+import { ERROR_STATUS } from './errors.js';
+import { validationError, type ErrorCode } from '../errors.js';
 
 // A pattern, not just format: 'uuid', which also admits the urn:uuid: form that PostgreSQL refuses.
 export const Uuid = Type.String({ format: 'uuid', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'An opaque id (UUID)' });
@@ -28,27 +28,6 @@ export const Timestamp = Type.String({ format: 'date-time' });
  */
 export const CalendarDay = Type.String({ format: 'date', pattern: '^(?!0000)[0-9]{4}-', description: 'A UTC calendar day, YYYY-MM-DD', examples: ['2026-01-31'] });
 
-// Instants a client may name, and a cursor may carry: four-digit years of the common era, which every
-// layer (JavaScript's Date, node-postgres, PostgreSQL's timestamptz) holds and prints the same way.
-const EARLIEST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
-const LATEST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
-
-export function isHoldableInstant(instant: Date): boolean {
-  const time = instant.getTime();
-  return time >= EARLIEST_INSTANT && time <= LATEST_INSTANT;
-}
-
-/**
- * An ISO 8601 instant from a query, already checked as `date-time`, as a Date; a 422 naming the field
- * when JavaScript cannot represent it (a leap second, `:60`, which the format admits) or it is outside
- * the years 0001 to 9999.
- */
-export function instantField(field: string, text: string): Date {
-  const instant = new Date(text);
-  if (Number.isNaN(instant.getTime())) throw validationError(field, 'is not an instant this service can hold (a leap second, :60, is not accepted)');
-  if (!isHoldableInstant(instant)) throw validationError(field, 'must be between 0001-01-01 and 9999-12-31');
-  return instant;
-}
 export const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 currency code', examples: ['USD'] });
 export const Description = Type.String({ maxLength: 500 });
 
@@ -62,10 +41,6 @@ export function amountField(field: string, value: unknown): bigint {
   }
 }
 
-export function accountNumberField(field: string, value: string): string {
-  if (!isValidAccountNumber(value)) throw validationError(field, 'is not a valid account number (Luhn check digit)');
-  return value;
-}
 
 export const Problem = Type.Object(
   {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { AccountRow, SystemAccount, TransactionRow, TransactionType, Tx } from '../db/schema.js';
 import { sqlState } from '../db/transaction.js';
-import { DomainError } from '../http/errors.js';
+import { DomainError } from '../errors.js';
 import { formatAmount } from '../money.js';
 
 export interface Entry {

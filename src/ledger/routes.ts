@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { DatabaseHandle } from '../db/connection.js';
 import { withTransaction } from '../db/transaction.js';
-import { STAFF } from '../http/access.js';
+import { STAFF } from '../auth/access.js';
 import { errorResponses, Money, Timestamp, Uuid } from '../http/schemas.js';
 import { reconcile } from './reconciliation.js';
 

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { AccountRow, Db, LoanRow, LoanStatus, Tx } from '../db/schema.js';
-import { afterCursor, type Keyset } from '../http/pagination.js';
+import { afterCursor, type Keyset } from '../pagination.js';
 import type { Allocation, ScheduledInstallment } from './schedule.js';
 
 export interface NewLoan {

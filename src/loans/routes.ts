@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import { withTransaction } from '../db/transaction.js';
-import { actorOf, ANY_ROLE, callerOf } from '../http/access.js';
+import { actorOf, ANY_ROLE, callerOf } from '../auth/access.js';
 import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
 import { amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { ApplyBody, ApproveBody, ListLoansQuery, Loan, LoanPage, RejectBody, RepayBody, RepayResult } from './schemas.js';
@@ -149,7 +149,7 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
     },
     async (request, reply) => {
       const input = { amount: amountField('amount', request.body.amount), fromAccountId: request.body.from_account_id ?? null };
-      return runIdempotent(database, request, reply, 201, { loanId: request.params.id, ...input }, (tx) =>
+      return runIdempotent(database, request, reply, { status: 201, userId: callerOf(request).id, meaning: { loanId: request.params.id, ...input } }, (tx) =>
         repayLoan(tx, actor(request), request.params.id, input, clock()),
       );
     },

@@ -1,8 +1,8 @@
 import { record, type Actor } from '../audit/record.js';
 import type { AuthenticatedUser } from '../auth/service.js';
 import type { AccountRow, Db, LoanRow, LoanStatus, Tx } from '../db/schema.js';
-import { DomainError, validationError } from '../http/errors.js';
-import { decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { DomainError, validationError } from '../errors.js';
+import { decodeCursor, toPage, type Page } from '../pagination.js';
 import { describeShortfall, internalAccount, lockAccounts, movement, postTransaction } from '../ledger/post.js';
 import { readTransaction, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';

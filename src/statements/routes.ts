@@ -5,7 +5,7 @@ import type { FastifyReply } from 'fastify';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
 import { withTransaction } from '../db/transaction.js';
-import { ANY_ROLE, callerOf } from '../http/access.js';
+import { ANY_ROLE, callerOf } from '../auth/access.js';
 import { errorResponses, IdParams } from '../http/schemas.js';
 import { renderStatementCsv } from './csv.js';
 import { renderStatementPdf } from './pdf.js';

@@ -2,8 +2,8 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { getVisibleAccount, toAccountView, type AccountView } from '../accounts/service.js';
 import type { AuthenticatedUser } from '../auth/service.js';
 import type { AccountRow, Db, Tx } from '../db/schema.js';
-import { validationError } from '../http/errors.js';
-import { instantField, isHoldableInstant } from '../http/schemas.js';
+import { validationError } from '../errors.js';
+import { instantField, isHoldableInstant } from '../time.js';
 import { formatAmount } from '../money.js';
 import { getUser } from '../users/service.js';
 import {

@@ -1,7 +1,7 @@
 import { record, type Actor } from '../audit/record.js';
 import type { Tx } from '../db/schema.js';
 import { sqlState } from '../db/transaction.js';
-import { DomainError } from '../http/errors.js';
+import { DomainError } from '../errors.js';
 import { describeShortfall, lockAccounts, lockTransaction, movement, postTransaction } from '../ledger/post.js';
 import { readTransaction, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';

@@ -1,7 +1,7 @@
 import { record, type Actor } from '../audit/record.js';
 import type { Db, Tx } from '../db/schema.js';
-import { DomainError } from '../http/errors.js';
-import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { DomainError } from '../errors.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../pagination.js';
 import { lockAccounts, lockTransaction, releaseHeldTransfer, settleHeldTransfer } from '../ledger/post.js';
 import { readTransaction, selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
 import { formatAmount } from '../money.js';

@@ -1,44 +1,28 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/connection.js';
-import { BatchQueue } from '../db/batch-queue.js';
-import { sqlState, withAutocommit, withTransaction } from '../db/transaction.js';
-import { actorOf, ANY_ROLE, callerOf, STAFF, tokenHolderOf } from '../http/access.js';
-import { IdempotencyHeaders, idempotencyScopeOf, runIdempotent, sendOutcome, type Outcome } from '../http/idempotency.js';
-import { databaseTrouble, DomainError } from '../http/errors.js';
-import { accountNumberField, amountField, errorResponses, IdParams } from '../http/schemas.js';
+import { withTransaction } from '../db/transaction.js';
+import { actorOf, ANY_ROLE, callerOf, STAFF, tokenHolderOf } from '../auth/access.js';
+import { IdempotencyHeaders, idempotencyScopeOf, runIdempotent, sendOutcome } from '../http/idempotency.js';
+import { DomainError } from '../errors.js';
+import { amountField, errorResponses, IdParams } from '../http/schemas.js';
+import { accountNumberField } from '../accounts/account-number.js';
 import { Transaction } from '../ledger/schemas.js';
 import { reverseTransaction } from './reversal.js';
 import { approveTransfer, listFlagged, rejectTransfer } from './review.js';
 import { ApproveBody, FlaggedQuery, ListTransactionsQuery, ReasonBody, TransactionPage, TransferBody, TransferResult } from './schemas.js';
-import { getVisibleTransaction, listTransactions, transferBatch, type TransferRequest, type TransferView } from './service.js';
+import { getVisibleTransaction, listTransactions, type TransferQueue } from './service.js';
 
-export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; database: DatabaseHandle; metrics: Registry; clock: () => Date }> = async (
-  app,
-  { config, database, metrics, clock },
-) => {
-  const batchSizes = new Histogram({
-    name: 'transfer_batch_size',
-    help: 'Transfers committed together in one database transaction (group commit)',
-    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
-    registers: [metrics],
-  });
-  // Group commit: the transfers that arrive while a batch is being committed are committed together.
-  const transfers = new BatchQueue<TransferRequest, Outcome<TransferView>>({
-    // The clock is read for each run: a batch run again after a serialization failure takes the time anew.
-    run: (requests) => withAutocommit(database, (session) => transferBatch(session, requests, config, clock())),
-    exclusiveKeyOf: ({ idempotency }) => (idempotency ? JSON.stringify([idempotency.userId, idempotency.endpoint, idempotency.key]) : null),
-    // A lock wait that timed out may be one request's (a key in flight elsewhere, which transferBatch
-    // answers idempotency_in_progress; a busy account, 55P03).
-    mayBelongToOne: (error) => databaseTrouble(error) === undefined || sqlState(error) === '55P03',
-    maxBatch: config.transferBatchSize,
-    // PGlite has one session: a second batch would only queue for it.
-    concurrency: database.engine === 'pglite' ? 1 : config.transferBatchConcurrency,
-    startNextFirst: database.engine === 'postgres',
-    onBatch: (size) => batchSizes.observe(size),
-  });
+export interface TransferRouteOptions {
+  config: Config;
+  database: DatabaseHandle;
+  /** The group commit of transfers (createTransferQueue), built by the app. */
+  transfers: TransferQueue;
+  clock: () => Date;
+}
+
+export const transferRoutes: FastifyPluginAsyncTypebox<TransferRouteOptions> = async (app, { config, database, transfers, clock }) => {
 
   app.post(
     '/transactions/transfer',
@@ -93,7 +77,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
       const outcome = await transfers.submit({
         actor: { ...actorOf(request), id: holder.id, role: holder.role, jti: holder.jti },
         input,
-        idempotency: idempotencyScopeOf(request, input),
+        idempotency: idempotencyScopeOf(request, holder.id, input),
       });
       return sendOutcome(reply, 201, outcome);
     },
@@ -223,7 +207,7 @@ export const transferRoutes: FastifyPluginAsyncTypebox<{ config: Config; databas
     async (request, reply) => {
       const { id } = request.params;
       const { reason } = request.body;
-      return runIdempotent(database, request, reply, 201, { id, reason }, (tx) =>
+      return runIdempotent(database, request, reply, { status: 201, userId: callerOf(request).id, meaning: { id, reason } }, (tx) =>
         reverseTransaction(tx, { ...actorOf(request), id: callerOf(request).id }, id, reason, clock()),
       );
     },

@@ -1,13 +1,15 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Actor } from '../audit/record.js';
 import type { AuthenticatedUser, TokenHolder } from '../auth/service.js';
-import type { Settled } from '../db/batch-queue.js';
-import type { Session } from '../db/connection.js';
+import type { Config } from '../config.js';
+import { BatchQueue, type Settled } from '../db/batch-queue.js';
+import type { DatabaseHandle, Session } from '../db/connection.js';
+import { databaseTrouble, sqlState, withAutocommit } from '../db/transaction.js';
 import type { Db, TransactionStatus, TransactionType } from '../db/schema.js';
-import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
-import { DomainError, validationError, type ErrorCode } from '../http/errors.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../pagination.js';
+import { DomainError, validationError, type ErrorCode } from '../errors.js';
 import { asInsufficientFunds } from '../ledger/post.js';
-import { asInProgress, type IdempotencyScope, type Outcome } from '../http/idempotency.js';
+import { asInProgress, type IdempotencyScope, type Outcome } from '../db/idempotency.js';
 import { riskArgument, type RiskSettings } from '../risk/rules.js';
 import { selectTransactions, toTransactionView, type TransactionView } from '../ledger/read.js';
 
@@ -109,6 +111,31 @@ export async function transferBatch(
   }
   return results as Settled<Outcome<TransferView>>[];
 }
+
+export type TransferQueue = BatchQueue<TransferRequest, Outcome<TransferView>>;
+
+/**
+ * The group commit of transfers: the transfers that arrive while a batch is being committed are
+ * committed together, by transferBatch, in one statement. `onBatch` hears each batch's size (metrics).
+ */
+export function createTransferQueue(database: DatabaseHandle, settings: TransferSettings, clock: () => Date, onBatch: (size: number) => void): TransferQueue {
+  return new BatchQueue<TransferRequest, Outcome<TransferView>>({
+    // The clock is read for each run: a batch run again after a serialization failure takes the time anew.
+    run: (requests) => withAutocommit(database, (session) => transferBatch(session, requests, settings, clock())),
+    exclusiveKeyOf: ({ idempotency }) => (idempotency ? JSON.stringify([idempotency.userId, idempotency.endpoint, idempotency.key]) : null),
+    // A lock wait that timed out may be one request's (a key in flight elsewhere, which transferBatch
+    // answers idempotency_in_progress; a busy account, 55P03).
+    mayBelongToOne: (error) => databaseTrouble(error) === undefined || sqlState(error) === '55P03',
+    maxBatch: settings.transferBatchSize,
+    // PGlite has one session: a second batch would only queue for it.
+    concurrency: database.engine === 'pglite' ? 1 : settings.transferBatchConcurrency,
+    startNextFirst: database.engine === 'postgres',
+    onBatch,
+  });
+}
+
+/** What a batch of transfers needs of the configuration: its risk rules and the batches' size and concurrency. */
+export type TransferSettings = RiskSettings & Pick<Config, 'transferBatchSize' | 'transferBatchConcurrency'>;
 
 /** A customer sees transactions that touch its own accounts; staff see all. Anything else is not found. */
 export async function getVisibleTransaction(db: Db, caller: AuthenticatedUser, id: string): Promise<TransactionView> {

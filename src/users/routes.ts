@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { DatabaseHandle } from '../db/connection.js';
 import { withTransaction } from '../db/transaction.js';
-import { actorOf, ANY_ROLE, callerOf, STAFF } from '../http/access.js';
+import { actorOf, ANY_ROLE, callerOf, STAFF } from '../auth/access.js';
 import { errorResponses, IdParams } from '../http/schemas.js';
 import { ListUsersQuery, UpdateUserBody, User, UserPage } from './schemas.js';
 import { getVisibleUser, listUsers, toUserView, updateUser } from './service.js';

@@ -1,11 +1,13 @@
 import { sql } from 'kysely';
 import { record, type Actor } from '../audit/record.js';
-import type { AuthenticatedUser } from '../auth/service.js';
 import type { Db, Role, Tx, UserRow } from '../db/schema.js';
-import { afterCursor, decodeCursor, toPage, type Page } from '../http/pagination.js';
+import { afterCursor, decodeCursor, toPage, type Page } from '../pagination.js';
 import { sqlState } from '../db/transaction.js';
-import { DomainError } from '../http/errors.js';
+import { DomainError } from '../errors.js';
 import { findUserById, insertUser } from './repository.js';
+
+// The lookups other domains make (auth: login, refresh, the first admin): through this service, never the repository.
+export { adminExists, findUserByEmail, findUserById } from './repository.js';
 
 /** The wire shape of a user: never the password hash. */
 export interface UserView {
@@ -54,7 +56,7 @@ export async function getUser(tx: Tx, id: string): Promise<UserRow> {
 }
 
 /** Customers see only themselves; staff see everyone. Anyone else is not found. */
-export async function getVisibleUser(db: Db, caller: AuthenticatedUser, id: string): Promise<UserRow> {
+export async function getVisibleUser(db: Db, caller: Pick<UserRow, 'id' | 'role'>, id: string): Promise<UserRow> {
   const user = caller.role === 'customer' && caller.id !== id ? undefined : await findUserById(db, id);
   if (!user) throw new DomainError('not_found', 'No such user');
   return user;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { databaseTrouble } from '../../src/http/errors.js';
+import { databaseTrouble } from '../../src/db/transaction.js';
 
 const withCode = (code: string) => Object.assign(new Error('x'), { code });
 

@@ -19,7 +19,7 @@ ALTER TABLE idempotency_keys DROP COLUMN status_code;
 ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_one_answer
   CHECK (num_nonnulls(response, transaction_id, problem_code) = 1 AND (problem_detail IS NULL OR problem_code IS NOT NULL));
 
--- An answer to write under a key, as idempotency_record (src/http/sql/idempotency_record.sql) takes them.
+-- An answer to write under a key, as idempotency_record (src/db/sql/idempotency_record.sql) takes them.
 CREATE TYPE idempotency_answer AS (
   user_id uuid,
   endpoint text,

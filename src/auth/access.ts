@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Actor } from '../audit/record.js';
-import type { AuthenticatedUser, AuthService, TokenHolder } from '../auth/service.js';
+import type { AuthenticatedUser, AuthService, TokenHolder } from './service.js';
 import type { Role } from '../db/schema.js';
-import { DomainError } from './errors.js';
+import { DomainError } from '../errors.js';
 
 /** Who may call a route: declared once, next to the route, in its `config.access`. */
 export type Access = 'public' | readonly Role[];
