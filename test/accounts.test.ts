@@ -314,7 +314,7 @@ describe('accounts', () => {
       const customer = await bank.customer();
       const response = await bank.admin.post(`/accounts/${customer.account.id}/deposit`, { amount: '75.5', description: 'cash at the counter' });
       expect(response.statusCode).toBe(201);
-      // Every field API.md names for a Transaction; later features may add more.
+      // Every field docs/api.md names for a Transaction; later features may add more.
       expect(response.data).toMatchObject({
         id: expect.any(String),
         type: 'deposit',

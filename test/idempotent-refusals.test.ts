@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { REVIEW_AT_500_ONLY, testApp, type Customer, type Response, type TestApp } from './helpers/app.js';
 
 /**
- * API.md: a business refusal under an Idempotency-Key is an answer like any other, kept and replayed,
+ * docs/api.md (Idempotency-Key): a business refusal under an Idempotency-Key is an answer like any other, kept and replayed,
  * even after the state that caused it has changed (the probe that found the defect: a transfer refused
  * insufficient_funds, repeated with its key after a deposit, moved money). Answers that say the request
  * was not processed at all (validation_error, ...) are not kept: a corrected retry with the key runs.

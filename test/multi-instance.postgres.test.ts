@@ -7,7 +7,7 @@ import { ADMIN_EMAIL, ADMIN_PASSWORD, http, sleep, startServers, type HttpAnswer
 /**
  * Three real server processes (`node --import tsx src/server.ts`) started at the same instant on one
  * fresh PostgreSQL database: their migrations race, then money races across them through plain HTTP.
- * The guarantees of API.md "Transactions" must hold exactly as they do on one instance.
+ * The guarantees of docs/api.md "Transactions and transfers" must hold exactly as they do on one instance.
  */
 
 const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';

@@ -43,8 +43,8 @@ describe.skipIf(process.env.TEST_DB === 'postgres')('the OpenAPI document and th
         const config = await createConfig({
           extends: ['recommended'],
           rules: {
-            // The contract (API.md) fixes the paths `/accounts/` and `/transactions/` with their trailing slash,
-            // and the document must name the paths the contract names.
+            // The paths `/accounts/` and `/transactions/` keep the trailing slash the seed's clients call them
+            // with (docs/api.md, Basics), and the document must name the paths they call.
             'no-path-trailing-slash': 'off',
           },
         });

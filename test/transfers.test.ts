@@ -58,7 +58,7 @@ describe('transfers', () => {
       const bob = await bank.customer('5.00');
       const response = await send(alice, bob, '40.10', { description: 'dinner' });
       expect(response.statusCode).toBe(201);
-      // Every field API.md names for a Transaction; later features may add more.
+      // Every field docs/api.md names for a Transaction; later features may add more.
       expect(response.data).toMatchObject({
         id: expect.any(String),
         transaction_id: response.data.id,

@@ -1,6 +1,6 @@
 /**
  * OWASP API1/API5 (broken object- and function-level authorization): every route the app registers is
- * called by every role and without a token, and must answer exactly as API.md's Roles table says.
+ * called by every role and without a token, and must answer exactly as docs/api.md's Roles table says.
  *
  * The routes are collected three ways and cross-checked: an onRoute hook planted in Fastify's factory
  * (so it sees every route, plugins' included, with its `config.access`), Fastify's own printRoutes()
@@ -41,7 +41,7 @@ const STAFF: readonly Role[] = ['admin', 'auditor'];
 const ADMIN: readonly Role[] = ['admin'];
 const CUSTOMER: readonly Role[] = ['customer'];
 
-/** API.md's Roles table, route by route. Paths without a trailing slash; every parameter is `:id`. */
+/** docs/api.md's Roles table, route by route. Paths without a trailing slash; every parameter is `:id`. */
 const EXPECTED: Record<string, Rule> = {
   'GET /health': 'public',
   'GET /ready': 'public',
@@ -176,7 +176,7 @@ describe('the route list', () => {
     expect(unruled, `routes with no expected rule in test/security/role-table.test.ts: ${unruled.join(', ')}`).toEqual([]);
   });
 
-  it('declares in each route’s config.access exactly the rule of API.md', () => {
+  it('declares in each route’s config.access exactly the rule of docs/api.md', () => {
     for (const route of routes.filter((r) => !isDocs(r) && r.key in EXPECTED)) {
       const rule = EXPECTED[route.key]!;
       const access = route.access;
@@ -186,7 +186,7 @@ describe('the route list', () => {
   });
 
   const missing = Object.keys(EXPECTED).filter((key) => !routes.some((r) => r.key === key));
-  for (const key of missing) it.todo(`${key}: in API.md’s table but not registered yet`);
+  for (const key of missing) it.todo(`${key}: in docs/api.md’s table but not registered yet`);
 });
 
 describe.each(routes.map((r) => [r.key, r] as const))('%s', (key, route) => {

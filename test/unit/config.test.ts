@@ -31,7 +31,7 @@ function configError(env: Record<string, string | undefined>): ConfigError {
   throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
 }
 
-describe('loadConfig defaults (API.md, Configuration)', () => {
+describe('loadConfig defaults (README.md, Configuration)', () => {
   it('matches the documented table', () => {
     const config = load();
     expect(config).toMatchObject({
