@@ -196,6 +196,7 @@ describe.skipIf(process.env.TEST_DB === 'postgres')('starting the real server (s
       const second = start({ ...env, PORT: String(port2) });
       expect(await waitForHealth(second, port2)).toEqual({ status: 'ok' });
       expect(second.stdout()).not.toMatch(/password/);
+      expect(second.stdout()).not.toMatch(/ignored/);
       const after = await me(port2, token);
       expect(after.status, `${JSON.stringify(after.body)}\n${second.stdout()}\n${second.stderr()}`).toBe(200);
       expect(after.body).toMatchObject({ email: 'admin@bank.local', role: 'admin' });
@@ -230,5 +231,44 @@ describe.skipIf(process.env.TEST_DB === 'postgres')('starting the real server (s
       expect(await stop(server), server.stderr()).toEqual({ code: 0, signal: null });
     },
     120_000,
+  );
+
+  it(
+    'says on one line that ADMIN_EMAIL and ADMIN_PASSWORD are ignored when an admin already exists, and how to start over',
+    async () => {
+      const dataDir = tempDataDir();
+      const env = { DATA_DIR: dataDir, BCRYPT_COST: '4' };
+      const ignored = /ignored/;
+
+      // The first start creates the admin from the variables and warns about nothing.
+      const port = await freePort();
+      const first = start({ ...env, PORT: String(port), ADMIN_EMAIL: 'boss@bank.test', ADMIN_PASSWORD: 'boss-password-1' });
+      expect(await waitForHealth(first, port)).toEqual({ status: 'ok' });
+      expect(first.stdout() + first.stderr()).not.toMatch(ignored);
+      expect(await stop(first), first.stderr()).toEqual({ code: 0, signal: null });
+
+      // The README's old mistake: a restart with other credentials, which change nothing.
+      const port2 = await freePort();
+      const second = start({ ...env, PORT: String(port2), ADMIN_EMAIL: 'admin@bank.local', ADMIN_PASSWORD: 'change-me-now' });
+      expect(await waitForHealth(second, port2)).toEqual({ status: 'ok' });
+      const lines = second.stdout().split('\n').filter((line) => ignored.test(line));
+      expect(lines, second.stdout()).toHaveLength(1);
+      const entry = JSON.parse(lines[0]!) as { level: number; msg: string };
+      expect(entry.level).toBe(40); // pino's warn
+      expect(entry.msg).toMatch(/^ADMIN_EMAIL and ADMIN_PASSWORD are ignored: an admin already exists/);
+      expect(entry.msg).toContain(`remove DATA_DIR (${dataDir})`);
+      expect(second.stdout() + second.stderr()).not.toContain('change-me-now');
+      expect((await login(port2, 'admin@bank.local', 'change-me-now')).status).toBe(401);
+      expect((await login(port2, 'boss@bank.test', 'boss-password-1')).status).toBe(200);
+      expect(await stop(second), second.stderr()).toEqual({ code: 0, signal: null });
+
+      // One of the two alone is named alone.
+      const port3 = await freePort();
+      const third = start({ ...env, PORT: String(port3), ADMIN_PASSWORD: 'change-me-now' });
+      expect(await waitForHealth(third, port3)).toEqual({ status: 'ok' });
+      expect(third.stdout(), third.stdout()).toMatch(/"msg":"ADMIN_PASSWORD is ignored: an admin already exists/);
+      expect(await stop(third), third.stderr()).toEqual({ code: 0, signal: null });
+    },
+    180_000,
   );
 });
