@@ -6,7 +6,7 @@
  * up): `divideRoundHalfUp`. Parsing never rounds: an amount with more than two fraction digits is refused.
  */
 
-export const MAX_AMOUNT = 99_999_999_999_999n; // 999999999999.99, API.md's ceiling
+export const MAX_AMOUNT = 99_999_999_999_999n; // 999999999999.99, the ceiling of docs/api.md, "Money"
 
 // Digits, optionally a point and more digits: any decimal as written, so that each way of being wrong
 // (too many fraction digits, too large, zero) gets its own message below.

@@ -123,7 +123,17 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRouteOptions> = asy
           body: TellerBody,
           response: {
             201: Type.Ref(Transaction),
-            ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'account_not_active', 'insufficient_funds', 'idempotency_key_reused', 'idempotency_in_progress'),
+            ...errorResponses(
+              'validation_error',
+              'unauthorized',
+              'forbidden',
+              'not_found',
+              'account_not_active',
+              // Only a withdrawal can lack the money.
+              ...(operation === 'withdraw' ? (['insufficient_funds'] as const) : []),
+              'idempotency_key_reused',
+              'idempotency_in_progress',
+            ),
           },
         },
       },

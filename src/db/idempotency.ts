@@ -10,7 +10,7 @@ import { sqlState } from './transaction.js';
  * work it answers (idempotency_record), both in src/db/sql/.
  */
 
-/** Kept at least this long (API.md: 24 hours), then purged. */
+/** Kept at least this long (docs/api.md, "Idempotency-Key": 24 hours), then purged. */
 export const IDEMPOTENCY_KEY_HOURS = 24;
 
 /** Where a request's key lives (user, endpoint, key) and what the request means. */

@@ -51,7 +51,7 @@ function replayOf(stored: StoredAnswer, scope: IdempotencyScope): Outcome {
 }
 
 /**
- * Answers that say the request was not processed at all (API.md): not kept under its key, so that a
+ * Answers that say the request was not processed at all (docs/api.md, "Idempotency-Key"): not kept under its key, so that a
  * corrected or later retry runs. Neither is an answer about the key (idempotency_key_reused), nor a 5xx.
  */
 const NOT_PROCESSED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([

@@ -1,7 +1,7 @@
 import type { Db, TransactionStatus, TransactionType, Tx } from '../db/schema.js';
 import { formatAmount } from '../money.js';
 
-/** The wire shape of a transaction (API.md). Internal accounts show as null: the bank's own side. */
+/** The wire shape of a transaction (docs/api.md, "Transactions and transfers"). Internal accounts show as null: the bank's own side. */
 export interface TransactionView {
   id: string;
   type: TransactionType;

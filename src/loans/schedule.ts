@@ -1,7 +1,7 @@
 import { divideRoundHalfUp } from '../money.js';
 
 /**
- * Loan arithmetic (API.md, "Loans"), exact from end to end: amounts are bigint minor units and the
+ * Loan arithmetic (docs/api.md, "Loans"), exact from end to end: amounts are bigint minor units and the
  * monthly rate is a rational number, so the only roundings are the two the contract names, each by
  * the service's one rule (divideRoundHalfUp): the installment to cents, and each month's interest to
  * cents. Nothing here depends on the database, the clock or the request.
@@ -170,7 +170,7 @@ export interface Allocation {
 
 /**
  * Spreads a repayment over the schedule: the oldest unpaid installment first, and within each, its
- * interest before its principal (API.md). Returns only the installments it touches. The caller has
+ * interest before its principal (docs/api.md, "Loans"). Returns only the installments it touches. The caller has
  * checked that the amount does not exceed outstandingTotal; anything beyond it would be left over.
  */
 export function allocatePayment(installments: InstallmentBalance[], amount: bigint): Allocation[] {

@@ -36,7 +36,7 @@ export interface InstallmentView {
   status: InstallmentStatus;
 }
 
-/** The wire shape of a loan (API.md). */
+/** The wire shape of a loan (docs/api.md, "Loans"). */
 export interface LoanView {
   id: string;
   user_id: string;

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 
 /**
- * The risk rules of API.md's configuration table hold a transfer for review: amount_threshold,
+ * The risk rules of README.md's Configuration table hold a transfer for review: amount_threshold,
  * new_payee, new_account and velocity, reported in that order. They are evaluated in the database, by
  * `transfer_review_reasons` (src/risk/sql/transfer_review_reasons.sql), inside the statement that checks and posts a batch of
  * transfers, on the sender's history read under the sender's lock; a new rule is one more element of

@@ -51,7 +51,7 @@ interface TransferBatchRow {
 
 const TRANSFER_BATCH = 'SELECT * FROM transfer_batch($1::jsonb, $2::jsonb, $3::timestamptz)';
 
-/** A transfer's answer: the transaction as created, with the `transaction_id` that API.md's transfer answer adds. */
+/** A transfer's answer: the transaction as created, with the `transaction_id` that the transfer's answer adds (docs/api.md). */
 function transferView(row: TransferBatchRow): TransferView {
   const view = toTransactionView({ ...row, type: 'transfer', reviewed_by: null, reviewed_at: null, review_note: null, reverses: null, reversed_by: null });
   return { ...view, transaction_id: view.id };

@@ -1,4 +1,4 @@
--- The risk rules (API.md, configuration table), in the order their reasons are reported. A rule whose
+-- The risk rules (README.md, Configuration), in the order their reasons are reported. A rule whose
 -- setting is 0 is off (REVIEW_THRESHOLD cannot be 0). The history is the sender's, read under its lock:
 -- whether it ever completed a transfer to this receiver, and how many transfers it sent (completed or
 -- pending review) within the velocity window. A new rule is one more element here.
