@@ -303,9 +303,8 @@ describe(`each function's planner settings (${engine})`, () => {
     }
   });
 
-  // enable_seqscan off (every function here), enable_bitmapscan off (transfer_sender_history): without
-  // them the plan made over the small tables scans them, or fetches every transfer of the sender and of
-  // the pair, and keeps doing so as they grow.
+  // enable_seqscan off (every function here): without it the plan made over the small tables scans them
+  // (a probe that misses reads every row), and keeps doing so as they grow.
   for (const [name, { call, tables }] of Object.entries(CALLS)) {
     it(`${name} reads ${tables.join(', ')} by key after thousands of rows arrive behind its plan`, async () => {
       await withPlannedDatabase(call, async (session) => {
