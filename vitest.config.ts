@@ -14,7 +14,8 @@ async function postgresReachable(): Promise<boolean> {
     await client.query('SELECT 1');
     return true;
   } catch (error) {
-    if (process.env.CI === 'true') throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} is unreachable and CI=true: ${(error as Error).message}`);
+    if (process.env.CI === 'true')
+      throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} is unreachable and CI=true: ${(error as Error).message}`);
     console.warn(`\n*** PostgreSQL at ${TEST_DATABASE_URL} is unreachable: the postgres tests are SKIPPED ***\n`);
     return false;
   } finally {

@@ -37,7 +37,9 @@ export function stableSchemaDump(dump: string): string {
 
 /** The stable schema-only dump of the database at `url`. */
 export function dumpSchema(url: string): string {
-  return stableSchemaDump(execFileSync('pg_dump', ['--schema-only', '--no-owner', '--no-privileges', url], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
+  return stableSchemaDump(
+    execFileSync('pg_dump', ['--schema-only', '--no-owner', '--no-privileges', url], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }),
+  );
 }
 
 /** Migrates a new database on the server at `serverUrl`, dumps its schema, and drops it. */

@@ -15,7 +15,7 @@ import { AuthService } from './auth/service.js';
 import { TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connection.js';
-import { registerAccessControl, type Access } from './auth/access.js';
+import { registerAccessControl } from './auth/access.js';
 import { CONTENT_SECURITY_POLICY, registerDocs, SECURITY } from './http/docs.js';
 import { registerErrorHandling } from './http/errors.js';
 import { refuseUnstorableText } from './http/input.js';
@@ -73,13 +73,15 @@ export async function buildApp({ config, database, redis, logger, clock = () => 
   // middleware is made once here: @fastify/helmet made it anew for every request, parsing the policy
   // each time (BENCHMARKS.md).
   const setSecurityHeaders = helmet({ contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY }, hsts: config.isProduction });
-  app.addHook('onRequest', (request, reply, done) => setSecurityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined)));
+  app.addHook('onRequest', (request, reply, done) =>
+    setSecurityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined)),
+  );
   registerAccessControl(app, auth);
   refuseUnstorableText(app);
   // Protected operations name both schemes in the document, so a token from Swagger UI's Authorize is
   // sent; public ones say explicitly that they need none.
   app.addHook('onRoute', (route) => {
-    const access = (route.config as { access?: Access } | undefined)?.access;
+    const access = route.config?.access;
     if (access === undefined || !route.schema) return;
     route.schema.security ??= access === 'public' ? [] : SECURITY;
   });

@@ -100,9 +100,13 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
 /** CORS stays off unless CORS_ORIGINS lists exact origins (comma-separated). */
 function corsOrigins(env: Env): string[] {
   const raw = env.CORS_ORIGINS ?? '';
-  const origins = raw.split(',').map((origin) => origin.trim()).filter(Boolean);
+  const origins = raw
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
   for (const origin of origins) {
-    if (!/^https?:\/\/[^/\s]+$/.test(origin)) fail('CORS_ORIGINS', 'a comma-separated list of origins like https://app.example.com', origin);
+    if (!/^https?:\/\/[^/\s]+$/.test(origin))
+      fail('CORS_ORIGINS', 'a comma-separated list of origins like https://app.example.com', origin);
   }
   return origins;
 }
@@ -137,7 +141,8 @@ function resolveJwtSecret(env: Env, isProduction: boolean, dataDir: string): str
     }
   }
   const secret = readFileSync(file, 'utf8').trim();
-  if (Buffer.byteLength(secret) < 32) throw new ConfigError(`${file} holds a JWT secret shorter than 32 bytes; delete it to have a new one generated`);
+  if (Buffer.byteLength(secret) < 32)
+    throw new ConfigError(`${file} holds a JWT secret shorter than 32 bytes; delete it to have a new one generated`);
   return secret;
 }
 
@@ -162,7 +167,8 @@ export function loadConfig(rawEnv: Env = readEnvironment()): Config {
   const bankName = env.BANK_NAME ?? 'Modular Bank';
   if (bankName.length > 100 || /[\p{Cc}]/u.test(bankName)) fail('BANK_NAME', 'a name of at most 100 characters on one line', bankName);
   const loanRate = env.LOAN_ANNUAL_RATE ?? '12.00';
-  if (!/^\d{1,2}(\.\d{1,2})?$|^100(\.0{1,2})?$/.test(loanRate)) fail('LOAN_ANNUAL_RATE', 'a percentage from 0 to 100 with at most two decimals', loanRate);
+  if (!/^\d{1,2}(\.\d{1,2})?$|^100(\.0{1,2})?$/.test(loanRate))
+    fail('LOAN_ANNUAL_RATE', 'a percentage from 0 to 100 with at most two decimals', loanRate);
 
   return {
     nodeEnv,

@@ -53,6 +53,7 @@ export function formatAmount(units: bigint): string {
 
 /** numerator / denominator rounded half up; both must be non-negative (money is never split below zero). */
 export function divideRoundHalfUp(numerator: bigint, denominator: bigint): bigint {
-  if (numerator < 0n || denominator <= 0n) throw new RangeError('divideRoundHalfUp takes a non-negative numerator and a positive denominator');
+  if (numerator < 0n || denominator <= 0n)
+    throw new RangeError('divideRoundHalfUp takes a non-negative numerator and a positive denominator');
   return (numerator * 2n + denominator) / (denominator * 2n);
 }

@@ -23,7 +23,9 @@ function loadConfigOrExit(): Config {
 
 /** The one line that says why ADMIN_EMAIL/ADMIN_PASSWORD did nothing on this start, and how to start over. */
 function adminSettingsIgnored(config: Config): string {
-  const names = [config.adminEmail !== undefined ? 'ADMIN_EMAIL' : '', config.adminPassword !== undefined ? 'ADMIN_PASSWORD' : ''].filter(Boolean);
+  const names = [config.adminEmail !== undefined ? 'ADMIN_EMAIL' : '', config.adminPassword !== undefined ? 'ADMIN_PASSWORD' : ''].filter(
+    Boolean,
+  );
   const startOver = config.databaseUrl
     ? 'point DATABASE_URL at an empty database'
     : `stop the server and remove DATA_DIR (${config.dataDir})`;

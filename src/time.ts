@@ -17,7 +17,8 @@ export function isHoldableInstant(instant: Date): boolean {
  */
 export function instantField(field: string, text: string): Date {
   const instant = new Date(text);
-  if (Number.isNaN(instant.getTime())) throw validationError(field, 'is not an instant this service can hold (a leap second, :60, is not accepted)');
+  if (Number.isNaN(instant.getTime()))
+    throw validationError(field, 'is not an instant this service can hold (a leap second, :60, is not accepted)');
   if (!isHoldableInstant(instant)) throw validationError(field, 'must be between 0001-01-01 and 9999-12-31');
   return instant;
 }

@@ -118,7 +118,10 @@ describe('account controls: PATCH /accounts/{id}', () => {
       const changes = await audit('account.limit_changed', alice.account.id);
       expect(changes).toHaveLength(2);
       const details = changes.map((entry) => entry.details).reverse(); // newest first
-      expect(details).toEqual([expect.objectContaining({ from: '20000.00', to: '50.00' }), expect.objectContaining({ from: '50.00', to: '100.00' })]);
+      expect(details).toEqual([
+        expect.objectContaining({ from: '20000.00', to: '50.00' }),
+        expect.objectContaining({ from: '50.00', to: '100.00' }),
+      ]);
       expect(changes[0]).toMatchObject({ actor_id: adminId, target_type: 'account' });
     });
 
@@ -174,7 +177,13 @@ describe('account controls: PATCH /accounts/{id}', () => {
       const alice = await bank.customer();
       const bob = await bank.customer('10.00');
       expect((await patch(alice, { status: 'closed' })).statusCode).toBe(200);
-      for (const body of [{ status: 'active' }, { status: 'frozen' }, { status: 'closed' }, { daily_limit: '10.00' }, { status: 'active', daily_limit: '1.00' }]) {
+      for (const body of [
+        { status: 'active' },
+        { status: 'frozen' },
+        { status: 'closed' },
+        { daily_limit: '10.00' },
+        { status: 'active', daily_limit: '1.00' },
+      ]) {
         expectProblem(await patch(alice, body), 409, 'account_closed');
       }
       const after = await read(alice);
@@ -207,7 +216,13 @@ describe('account controls: PATCH /accounts/{id}', () => {
         expectProblem(response, 422, 'validation_error');
         if (field) expect(fieldsOf(response).join(' '), response.body).toContain(field);
       }
-      expect(await read(alice)).toMatchObject({ status: 'active', balance: '10.00', user_id: alice.user.id, currency: 'USD', daily_limit: '20000.00' });
+      expect(await read(alice)).toMatchObject({
+        status: 'active',
+        balance: '10.00',
+        user_id: alice.user.id,
+        currency: 'USD',
+        daily_limit: '20000.00',
+      });
     });
 
     it('answers 404 for an unknown account and 422 for a malformed id', async () => {
@@ -217,7 +232,11 @@ describe('account controls: PATCH /accounts/{id}', () => {
 
     it('answers 404 for a bank-internal account', async () => {
       await bank.customer('1.00');
-      const internal = await bank.database.handle.db.selectFrom('accounts').select('id').where('type', '=', 'internal').executeTakeFirstOrThrow();
+      const internal = await bank.database.handle.db
+        .selectFrom('accounts')
+        .select('id')
+        .where('type', '=', 'internal')
+        .executeTakeFirstOrThrow();
       expectProblem(await bank.admin.patch(`/accounts/${internal.id}`, { status: 'frozen' }), 404, 'not_found');
     });
 

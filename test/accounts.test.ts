@@ -92,12 +92,22 @@ describe('accounts', () => {
       const [deposit] = transactions;
       expect(deposit).toMatchObject({ type: 'deposit', status: 'completed', amount: 25000n, currency: 'GBP' });
 
-      const cash = await db().selectFrom('accounts').selectAll().where('system_code', '=', 'cash').where('currency', '=', 'GBP').executeTakeFirstOrThrow();
+      const cash = await db()
+        .selectFrom('accounts')
+        .selectAll()
+        .where('system_code', '=', 'cash')
+        .where('currency', '=', 'GBP')
+        .executeTakeFirstOrThrow();
       expect(deposit!.from_account_id).toBe(cash.id);
       expect(cash.type).toBe('internal');
       expect(cash.balance).toBe(-25000n);
 
-      const entries = await db().selectFrom('journal_entries').selectAll().where('transaction_id', '=', deposit!.id).orderBy('amount').execute();
+      const entries = await db()
+        .selectFrom('journal_entries')
+        .selectAll()
+        .where('transaction_id', '=', deposit!.id)
+        .orderBy('amount')
+        .execute();
       expect(entries.map((e) => [e.account_id, e.amount, e.balance_after])).toEqual([
         [cash.id, -25000n, -25000n],
         [opened.data.id, 25000n, 25000n],
@@ -105,13 +115,24 @@ describe('accounts', () => {
 
       // Read back, it is a deposit from the bank's own side (null), not from a customer account.
       const view = await bank.admin.get(`/transactions/${deposit!.id}`);
-      expect(view.data).toMatchObject({ type: 'deposit', amount: '250.00', currency: 'GBP', from_account: null, to_account: opened.data.account_number });
+      expect(view.data).toMatchObject({
+        type: 'deposit',
+        amount: '250.00',
+        currency: 'GBP',
+        from_account: null,
+        to_account: opened.data.account_number,
+      });
     });
 
     it('records account.created in the audit log', async () => {
       const userId = await registered();
       const opened = await open(userId, {});
-      const entry = await db().selectFrom('audit_log').selectAll().where('action', '=', 'account.created').where('target_id', '=', opened.data.id).executeTakeFirstOrThrow();
+      const entry = await db()
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('action', '=', 'account.created')
+        .where('target_id', '=', opened.data.id)
+        .executeTakeFirstOrThrow();
       expect(entry).toMatchObject({ actor_id: adminId, actor_role: 'admin', target_type: 'account' });
     });
 
@@ -312,7 +333,10 @@ describe('accounts', () => {
   describe('POST /accounts/{id}/deposit and /withdraw', () => {
     it('deposits: 201 with a deposit Transaction from the bank’s side', async () => {
       const customer = await bank.customer();
-      const response = await bank.admin.post(`/accounts/${customer.account.id}/deposit`, { amount: '75.5', description: 'cash at the counter' });
+      const response = await bank.admin.post(`/accounts/${customer.account.id}/deposit`, {
+        amount: '75.5',
+        description: 'cash at the counter',
+      });
       expect(response.statusCode).toBe(201);
       // Every field docs/api.md names for a Transaction; later features may add more.
       expect(response.data).toMatchObject({

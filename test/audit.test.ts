@@ -25,7 +25,11 @@ describe('the audit log and its hash chain', () => {
     bank = await testApp();
     alice = await bank.customer('500.00');
     bob = await bank.customer('10.00');
-    await alice.post('/transactions/transfer', { from_account: alice.account.account_number, to_account: bob.account.account_number, amount: '12.34' });
+    await alice.post('/transactions/transfer', {
+      from_account: alice.account.account_number,
+      to_account: bob.account.account_number,
+      amount: '12.34',
+    });
     await bank.anonymous.post('/auth/login', { email: alice.user.email, password: 'wrong password' });
   });
 
@@ -64,7 +68,10 @@ describe('the audit log and its hash chain', () => {
       cursor = page.data.next_cursor;
     } while (cursor);
     expect(new Set(seen).size).toBe(seen.length);
-    const total = await bank.database.handle.db.selectFrom('audit_log').select((eb) => eb.fn.countAll<bigint>().as('n')).executeTakeFirstOrThrow();
+    const total = await bank.database.handle.db
+      .selectFrom('audit_log')
+      .select((eb) => eb.fn.countAll<bigint>().as('n'))
+      .executeTakeFirstOrThrow();
     expect(seen.length).toBe(Number(total.n));
   });
 
@@ -106,10 +113,14 @@ describe('the audit log and its hash chain', () => {
   it('refuses UPDATE, DELETE and TRUNCATE of the log and the chain in the database', async () => {
     await sealEverything(bank);
     const db = bank.database.handle.db;
-    await expect(sql`UPDATE audit_log SET action = 'auth.login' WHERE action = 'transfer.created'`.execute(db)).rejects.toMatchObject({ code: '42501' });
+    await expect(sql`UPDATE audit_log SET action = 'auth.login' WHERE action = 'transfer.created'`.execute(db)).rejects.toMatchObject({
+      code: '42501',
+    });
     await expect(sql`DELETE FROM audit_log`.execute(db)).rejects.toMatchObject({ code: '42501' });
     await expect(sql`TRUNCATE audit_log CASCADE`.execute(db)).rejects.toMatchObject({ code: '42501' });
-    await expect(sql`UPDATE audit_chain SET hash = repeat('a', 64) WHERE sequence = 1`.execute(db)).rejects.toMatchObject({ code: '42501' });
+    await expect(sql`UPDATE audit_chain SET hash = repeat('a', 64) WHERE sequence = 1`.execute(db)).rejects.toMatchObject({
+      code: '42501',
+    });
   });
 
   it('detects an entry changed by a superuser who bypassed the triggers, naming its sequence', async () => {
@@ -135,7 +146,9 @@ describe('the audit log and its hash chain', () => {
 
 describe('canonical JSON (RFC 8785)', () => {
   it('sorts keys, drops whitespace and writes numbers as ECMAScript does', () => {
-    expect(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 1.5, y: 1e21 } })).toBe('{"a":[true,null,"x"],"b":1,"c":{"y":1e+21,"z":1.5}}');
+    expect(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 1.5, y: 1e21 } })).toBe(
+      '{"a":[true,null,"x"],"b":1,"c":{"y":1e+21,"z":1.5}}',
+    );
     expect(canonicalJson({ '\u00e9': 1, e: 2 })).toBe('{"e":2,"é":1}');
     expect(() => canonicalJson({ x: Number.NaN })).toThrow(TypeError);
   });

@@ -4,7 +4,7 @@ import { decodeJwt, SignJWT, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, TEST_ENV, testApp, type Response, type TestApp } from './helpers/app.js';
 
-const KEY = new TextEncoder().encode(TEST_ENV.JWT_SECRET!);
+const KEY = new TextEncoder().encode(TEST_ENV.JWT_SECRET);
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 // What Swagger UI's Authorize sends for a public client: Basic base64(":"), empty id and secret.
 const SWAGGER_BASIC = { authorization: `Basic ${Buffer.from(':').toString('base64')}` };
@@ -60,7 +60,12 @@ describe('auth', () => {
     it('logs in with a JSON body and answers a bearer token and the user', async () => {
       const response = await bank.anonymous.post('/auth/login', { email: ADMIN_EMAIL, password: ADMIN_PASSWORD });
       expect(response.statusCode).toBe(200);
-      expect(response.data).toMatchObject({ access_token: expect.any(String), token_type: 'bearer', expires_in: 3600, refresh_token: expect.any(String) });
+      expect(response.data).toMatchObject({
+        access_token: expect.any(String),
+        token_type: 'bearer',
+        expires_in: 3600,
+        refresh_token: expect.any(String),
+      });
       expect(response.data.user).toEqual({
         id: expect.any(String),
         name: 'Administrator',
@@ -153,11 +158,23 @@ describe('auth', () => {
 
     it('records auth.login and auth.login_failed in the audit log, never with the password', async () => {
       const customer = await bank.customer();
-      const ok = await bank.anonymous.post('/auth/login', { email: customer.user.email, password: customer.password }, { 'x-request-id': 'login-ok-1' });
+      const ok = await bank.anonymous.post(
+        '/auth/login',
+        { email: customer.user.email, password: customer.password },
+        { 'x-request-id': 'login-ok-1' },
+      );
       expect(ok.statusCode).toBe(200);
-      const failed = await bank.anonymous.post('/auth/login', { email: customer.user.email, password: 'bad-guess-123' }, { 'x-request-id': 'login-bad-1' });
+      const failed = await bank.anonymous.post(
+        '/auth/login',
+        { email: customer.user.email, password: 'bad-guess-123' },
+        { 'x-request-id': 'login-bad-1' },
+      );
       expect(failed.statusCode).toBe(401);
-      const unknown = await bank.anonymous.post('/auth/login', { email: 'ghost@bank.test', password: 'bad-guess-456' }, { 'x-request-id': 'login-bad-2' });
+      const unknown = await bank.anonymous.post(
+        '/auth/login',
+        { email: 'ghost@bank.test', password: 'bad-guess-456' },
+        { 'x-request-id': 'login-bad-2' },
+      );
       expect(unknown.statusCode).toBe(401);
 
       const entries = await bank.database.handle.db
@@ -166,7 +183,12 @@ describe('auth', () => {
         .where('request_id', 'in', ['login-ok-1', 'login-bad-1', 'login-bad-2'])
         .execute();
       const byRequest = new Map(entries.map((entry) => [entry.request_id, entry]));
-      expect(byRequest.get('login-ok-1')).toMatchObject({ action: 'auth.login', actor_id: customer.user.id, target_type: 'user', target_id: customer.user.id });
+      expect(byRequest.get('login-ok-1')).toMatchObject({
+        action: 'auth.login',
+        actor_id: customer.user.id,
+        target_type: 'user',
+        target_id: customer.user.id,
+      });
       expect(byRequest.get('login-bad-1')).toMatchObject({ action: 'auth.login_failed', target_id: customer.user.id });
       expect(byRequest.get('login-bad-2')).toMatchObject({ action: 'auth.login_failed', actor_id: null });
       for (const entry of entries) {
@@ -197,7 +219,12 @@ describe('auth', () => {
     });
 
     it.each(['auditor', 'admin', 'customer'] as const)('registers a user with role %s', async (role) => {
-      const response = await bank.admin.post('/auth/register', { name: `A ${role}`, email: `${role}-explicit@bank.test`, password: 'password-123', role });
+      const response = await bank.admin.post('/auth/register', {
+        name: `A ${role}`,
+        email: `${role}-explicit@bank.test`,
+        password: 'password-123',
+        role,
+      });
       expect(response.statusCode).toBe(201);
       expect(response.data.user.role).toBe(role);
       const me = await bank.anonymous.get('/auth/me', bearer(response.data.access_token));
@@ -227,16 +254,32 @@ describe('auth', () => {
       expectUnauthorized(await bank.anonymous.post('/auth/register', body, { authorization: 'Token abc' }));
       // An anonymous caller learns nothing from validation: 401 comes before the body is looked at.
       expectUnauthorized(await bank.anonymous.post('/auth/register', { nonsense: true }));
-      const exists = await bank.database.handle.db.selectFrom('users').select('id').where('email', '=', 'mallory@bank.test').executeTakeFirst();
+      const exists = await bank.database.handle.db
+        .selectFrom('users')
+        .select('id')
+        .where('email', '=', 'mallory@bank.test')
+        .executeTakeFirst();
       expect(exists).toBeUndefined();
     });
 
     it('answers 409 email_taken for an existing email, whatever its case', async () => {
       const first = await bank.admin.post('/auth/register', { name: 'Dup', email: 'dup@bank.test', password: 'password-123' });
       expect(first.statusCode).toBe(201);
-      expectProblem(await bank.admin.post('/auth/register', { name: 'Dup', email: 'dup@bank.test', password: 'password-123' }), 409, 'email_taken');
-      expectProblem(await bank.admin.post('/auth/register', { name: 'Dup', email: 'DUP@Bank.Test', password: 'password-123' }), 409, 'email_taken');
-      expectProblem(await bank.admin.post('/auth/register', { name: 'Admin', email: ADMIN_EMAIL.toUpperCase(), password: 'password-123' }), 409, 'email_taken');
+      expectProblem(
+        await bank.admin.post('/auth/register', { name: 'Dup', email: 'dup@bank.test', password: 'password-123' }),
+        409,
+        'email_taken',
+      );
+      expectProblem(
+        await bank.admin.post('/auth/register', { name: 'Dup', email: 'DUP@Bank.Test', password: 'password-123' }),
+        409,
+        'email_taken',
+      );
+      expectProblem(
+        await bank.admin.post('/auth/register', { name: 'Admin', email: ADMIN_EMAIL.toUpperCase(), password: 'password-123' }),
+        409,
+        'email_taken',
+      );
     });
 
     it('takes passwords of 8 to 72 bytes, counting UTF-8 bytes, not characters', async () => {
@@ -263,12 +306,21 @@ describe('auth', () => {
       expect((await attempt(8, '😀'.repeat(18))).statusCode).toBe(201);
       expectProblem(await attempt(9, '😀'.repeat(18) + 'a'), 422, 'validation_error');
 
-      const refused = await bank.database.handle.db.selectFrom('users').select('email').where('email', 'in', ['pw1@bank.test', 'pw2@bank.test', 'pw6@bank.test', 'pw9@bank.test']).execute();
+      const refused = await bank.database.handle.db
+        .selectFrom('users')
+        .select('email')
+        .where('email', 'in', ['pw1@bank.test', 'pw2@bank.test', 'pw6@bank.test', 'pw9@bank.test'])
+        .execute();
       expect(refused).toEqual([]);
     });
 
     it('answers 422 naming an unknown field, and for a bad name, email or role', async () => {
-      const unknown = await bank.admin.post('/auth/register', { name: 'X', email: 'x1@bank.test', password: 'password-123', is_admin: true });
+      const unknown = await bank.admin.post('/auth/register', {
+        name: 'X',
+        email: 'x1@bank.test',
+        password: 'password-123',
+        is_admin: true,
+      });
       expectProblem(unknown, 422, 'validation_error');
       expect(unknown.data.errors).toContainEqual(expect.objectContaining({ field: 'is_admin' }));
 
@@ -276,12 +328,29 @@ describe('auth', () => {
       expectProblem(missing, 422, 'validation_error');
       expect(missing.data.errors).toContainEqual(expect.objectContaining({ field: 'name' }));
 
-      expectProblem(await bank.admin.post('/auth/register', { name: '', email: 'x3@bank.test', password: 'password-123' }), 422, 'validation_error');
-      expectProblem(await bank.admin.post('/auth/register', { name: 'X', email: 'not-an-email', password: 'password-123' }), 422, 'validation_error');
-      const role = await bank.admin.post('/auth/register', { name: 'X', email: 'x4@bank.test', password: 'password-123', role: 'superuser' });
+      expectProblem(
+        await bank.admin.post('/auth/register', { name: '', email: 'x3@bank.test', password: 'password-123' }),
+        422,
+        'validation_error',
+      );
+      expectProblem(
+        await bank.admin.post('/auth/register', { name: 'X', email: 'not-an-email', password: 'password-123' }),
+        422,
+        'validation_error',
+      );
+      const role = await bank.admin.post('/auth/register', {
+        name: 'X',
+        email: 'x4@bank.test',
+        password: 'password-123',
+        role: 'superuser',
+      });
       expectProblem(role, 422, 'validation_error');
       expect(role.data.errors).toContainEqual(expect.objectContaining({ field: 'role' }));
-      expectProblem(await bank.admin.post('/auth/register', { name: 'X', email: 'x5@bank.test', password: 12345678 }), 422, 'validation_error');
+      expectProblem(
+        await bank.admin.post('/auth/register', { name: 'X', email: 'x5@bank.test', password: 12345678 }),
+        422,
+        'validation_error',
+      );
     });
   });
 
@@ -306,10 +375,18 @@ describe('auth', () => {
     it('issues a JWT carrying sub, role, iat, exp and jti', async () => {
       const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString('utf8'));
       expect(header.alg).toBe('HS256');
-      expect(claims).toMatchObject({ sub: customer.user.id, role: 'customer', iat: expect.any(Number), exp: expect.any(Number), jti: expect.any(String) });
+      expect(claims).toMatchObject({
+        sub: customer.user.id,
+        role: 'customer',
+        iat: expect.any(Number),
+        exp: expect.any(Number),
+        jti: expect.any(String),
+      });
       expect(claims.exp! - claims.iat!).toBe(3600);
       expect(Math.abs(claims.iat! - Date.now() / 1000)).toBeLessThan(120);
-      const other = decodeJwt((await bank.anonymous.post('/auth/login', { email: customer.user.email, password: customer.password })).data.access_token);
+      const other = decodeJwt(
+        (await bank.anonymous.post('/auth/login', { email: customer.user.email, password: customer.password })).data.access_token,
+      );
       expect(other.jti).not.toBe(claims.jti);
     });
 
@@ -406,7 +483,12 @@ describe('login with a body that is not JSON or a form', () => {
     const empty = await bank.app.inject({ method: 'POST', url: '/auth/login' });
     expect(empty.statusCode).toBe(422);
     expect(JSON.parse(empty.body).code).toBe('validation_error');
-    const text = await bank.app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'text/plain' }, payload: 'email=x' });
+    const text = await bank.app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'email=x',
+    });
     expect(text.statusCode).toBe(415);
     expect(JSON.parse(text.body).code).toBe('unsupported_media_type');
   });

@@ -11,7 +11,9 @@ import { createTestDatabase, engine, type TestDatabase } from './helpers/databas
 let database: TestDatabase;
 
 const names = async (): Promise<string[]> =>
-  (await database.handle.withSession((session) => session.query<{ name: string }>('SELECT name FROM autocommit_probe ORDER BY name'))).map((row) => row.name);
+  (await database.handle.withSession((session) => session.query<{ name: string }>('SELECT name FROM autocommit_probe ORDER BY name'))).map(
+    (row) => row.name,
+  );
 
 // Two rows in one statement: all or nothing.
 const insertTwo = 'INSERT INTO autocommit_probe (name) VALUES ($1), ($2) RETURNING name';
@@ -52,9 +54,9 @@ describe(`withAutocommit (${engine})`, () => {
   });
 
   it('leaves nothing of a statement that fails, throws its error, and leaves the connection clean', async () => {
-    const failure = await withAutocommit(database.handle, (session) => session.query(insertTwo, ['c', 'refused'], { prepared: true })).catch(
-      (error: unknown) => error,
-    );
+    const failure = await withAutocommit(database.handle, (session) =>
+      session.query(insertTwo, ['c', 'refused'], { prepared: true }),
+    ).catch((error: unknown) => error);
     expect((failure as { code?: string }).code).toBe('23514');
     expect(await names()).toEqual(['a', 'b']);
     // The one pooled connection is out of any transaction: in an aborted one this insert would fail,
@@ -63,19 +65,24 @@ describe(`withAutocommit (${engine})`, () => {
     expect(await names()).toEqual(['a', 'b', 'd']);
   });
 
-  it.runIf(engine === 'postgres')('prepares each statement once per connection, as named statements (like pgbench -M prepared)', async () => {
-    const echo = 'SELECT $1::text AS echo';
-    const prepared = async () =>
-      (await database.handle.withSession((session) => session.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements'))).filter(
-        (row) => row.statement === echo,
-      );
-    expect(await prepared()).toHaveLength(0);
-    for (const word of ['one', 'two']) {
-      const [row] = await withAutocommit(database.handle, (session) => session.query<{ echo: string }>(echo, [word], { prepared: true }));
-      expect(row!.echo).toBe(word);
-    }
-    expect(await prepared()).toHaveLength(1);
-  });
+  it.runIf(engine === 'postgres')(
+    'prepares each statement once per connection, as named statements (like pgbench -M prepared)',
+    async () => {
+      const echo = 'SELECT $1::text AS echo';
+      const prepared = async () =>
+        (
+          await database.handle.withSession((session) =>
+            session.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements'),
+          )
+        ).filter((row) => row.statement === echo);
+      expect(await prepared()).toHaveLength(0);
+      for (const word of ['one', 'two']) {
+        const [row] = await withAutocommit(database.handle, (session) => session.query<{ echo: string }>(echo, [word], { prepared: true }));
+        expect(row!.echo).toBe(word);
+      }
+      expect(await prepared()).toHaveLength(1);
+    },
+  );
 
   it('runs fn again after a serialization failure, as withTransaction does, and the failed attempt left nothing', async () => {
     const attempt = await withAutocommit(database.handle, async (session) => {

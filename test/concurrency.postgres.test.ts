@@ -95,7 +95,11 @@ describe('concurrent money movement on PostgreSQL', () => {
   }
 
   const send = (from: Customer, to: Customer, amount: string, headers?: Record<string, string>) =>
-    from.post('/transactions/transfer', { from_account: from.account.account_number, to_account: to.account.account_number, amount }, headers);
+    from.post(
+      '/transactions/transfer',
+      { from_account: from.account.account_number, to_account: to.account.account_number, amount },
+      headers,
+    );
 
   it('(a) 60 simultaneous transfers of 100.00 from 1000.00: exactly 10 succeed, the balance ends at 0.00', async () => {
     const alice = await bank.customer('1000.00', { daily_limit: '100000.00' });
@@ -213,12 +217,21 @@ describe('concurrent money movement on PostgreSQL', () => {
 
 describe('journal order under concurrency', () => {
   it('posts entries of one account in time order, so running balances read back in (posted_at, id) order add up', async () => {
-    const bank = await testApp({ RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000', RISK_VELOCITY_COUNT: '0', RISK_NEW_ACCOUNT_AMOUNT: '0', RISK_NEW_PAYEE_AMOUNT: '0' });
+    const bank = await testApp({
+      RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000',
+      RISK_VELOCITY_COUNT: '0',
+      RISK_NEW_ACCOUNT_AMOUNT: '0',
+      RISK_NEW_PAYEE_AMOUNT: '0',
+    });
     const payer = await bank.customer('1000.00', { daily_limit: '100000.00' });
     const payee = await bank.customer();
     const answers = await Promise.all(
       Array.from({ length: 60 }, () =>
-        payer.post('/transactions/transfer', { from_account: payer.account.account_number, to_account: payee.account.account_number, amount: '1.00' }),
+        payer.post('/transactions/transfer', {
+          from_account: payer.account.account_number,
+          to_account: payee.account.account_number,
+          amount: '1.00',
+        }),
       ),
     );
     expect(answers.every((answer) => answer.statusCode === 201)).toBe(true);

@@ -28,8 +28,20 @@ beforeAll(async () => {
 function request(from: Customer, to: { account: { account_number: string } }, amount: string, key?: string): TransferRequest {
   return {
     actor: { id: from.user.id, role: 'customer', jti: decodeJwt(from.token!).jti!, ip: '127.0.0.1', requestId: 'group-commit-test' },
-    input: { fromAccount: from.account.account_number, toAccount: to.account.account_number, amount: parseAmount(amount), description: null },
-    idempotency: key ? { userId: from.user.id, endpoint: ENDPOINT, key, fingerprint: `${from.account.account_number}>${to.account.account_number}:${amount}` } : null,
+    input: {
+      fromAccount: from.account.account_number,
+      toAccount: to.account.account_number,
+      amount: parseAmount(amount),
+      description: null,
+    },
+    idempotency: key
+      ? {
+          userId: from.user.id,
+          endpoint: ENDPOINT,
+          key,
+          fingerprint: `${from.account.account_number}>${to.account.account_number}:${amount}`,
+        }
+      : null,
   };
 }
 
@@ -51,7 +63,11 @@ describe('a batch of transfers (group commit)', () => {
     const alice = await bank.customer('100.00');
     const bob = await bank.customer();
     const carol = await bank.customer();
-    const results = await batch([request(alice, bob, '60.00', 'a1'), request(alice, carol, '60.00', 'a2'), request(alice, carol, '40.00', 'a3')]);
+    const results = await batch([
+      request(alice, bob, '60.00', 'a1'),
+      request(alice, carol, '60.00', 'a2'),
+      request(alice, carol, '40.00', 'a3'),
+    ]);
     expect(results.map(codeOf)).toEqual(['created', 'insufficient_funds', 'created']);
     expect(await balanceOf(alice)).toBe('0.00');
     expect(await balanceOf(bob)).toBe('60.00');
@@ -78,7 +94,12 @@ describe('a batch of transfers (group commit)', () => {
   it('counts the batch’s earlier transfers against the daily limit', async () => {
     const alice = await bank.customer('1000.00', { daily_limit: '100.00' });
     const bob = await bank.customer();
-    const results = await batch([request(alice, bob, '40.00'), request(alice, bob, '40.00'), request(alice, bob, '40.00'), request(alice, bob, '20.00')]);
+    const results = await batch([
+      request(alice, bob, '40.00'),
+      request(alice, bob, '40.00'),
+      request(alice, bob, '40.00'),
+      request(alice, bob, '20.00'),
+    ]);
     expect(results.map(codeOf)).toEqual(['created', 'created', 'daily_limit_exceeded', 'created']);
     expect(await balanceOf(bob)).toBe('100.00');
   });
@@ -90,7 +111,11 @@ describe('a batch of transfers (group commit)', () => {
       riskVelocityCount: 2,
       riskVelocityMinutes: 60,
     });
-    expect(velocity.map((result) => (result.ok ? (result.value.body as { review_reasons: string[] }).review_reasons : null))).toEqual([[], [], ['velocity']]);
+    expect(velocity.map((result) => (result.ok ? (result.value.body as { review_reasons: string[] }).review_reasons : null))).toEqual([
+      [],
+      [],
+      ['velocity'],
+    ]);
 
     const carol = await bank.customer();
     const dave = await bank.customer();
@@ -165,7 +190,11 @@ describe('a batch of transfers (group commit)', () => {
     const answers = await Promise.all(
       customers.flatMap((from, i) =>
         Array.from({ length: 4 }, () =>
-          from.post('/transactions/transfer', { from_account: from.account.account_number, to_account: customers[(i + 1) % customers.length]!.account.account_number, amount: '3.00' }),
+          from.post('/transactions/transfer', {
+            from_account: from.account.account_number,
+            to_account: customers[(i + 1) % customers.length]!.account.account_number,
+            amount: '3.00',
+          }),
         ),
       ),
     );

@@ -162,7 +162,9 @@ describe('Idempotency-Key', () => {
       expect(first.statusCode, first.body).toBe(201);
       // Ids compare as UUIDs do, whatever their letter case, in the path and in the body.
       const upperIds = (text: string) => text.replace(/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/g, (id) => id.toUpperCase());
-      const upperExtra = Object.fromEntries(Object.entries(extra).map(([name, value]) => [name, typeof value === 'string' ? upperIds(value) : value]));
+      const upperExtra = Object.fromEntries(
+        Object.entries(extra).map(([name, value]) => [name, typeof value === 'string' ? upperIds(value) : value]),
+      );
       for (const [path, body] of [
         [url, { ...extra, amount: 7 }],
         [url, { amount: '7.00', ...extra }],
@@ -208,12 +210,22 @@ describe('Idempotency-Key', () => {
 
     const deposited = await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '30.00' }, { 'idempotency-key': key });
     expect(deposited.statusCode).toBe(201);
-    expect(deposited.data).toMatchObject({ type: 'deposit', amount: '30.00', to_account: alice.account.account_number, from_account: null });
+    expect(deposited.data).toMatchObject({
+      type: 'deposit',
+      amount: '30.00',
+      to_account: alice.account.account_number,
+      from_account: null,
+    });
 
     const withdrawn = await bank.admin.post(`/accounts/${alice.account.id}/withdraw`, { amount: '30.00' }, { 'idempotency-key': key });
     expect(withdrawn.statusCode).toBe(201);
     expect(withdrawn.headers['idempotent-replayed']).toBeUndefined();
-    expect(withdrawn.data).toMatchObject({ type: 'withdrawal', amount: '30.00', from_account: alice.account.account_number, to_account: null });
+    expect(withdrawn.data).toMatchObject({
+      type: 'withdrawal',
+      amount: '30.00',
+      from_account: alice.account.account_number,
+      to_account: null,
+    });
 
     const sent = await alice.post('/transactions/transfer', transferOf(alice, bob, '30.00'), { 'idempotency-key': key });
     expect(sent.statusCode).toBe(201);
@@ -231,8 +243,16 @@ describe('Idempotency-Key', () => {
     const withdrawKey = randomUUID();
     const before = await transactionCount();
 
-    const deposit = await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '40.00', description: 'cash' }, { 'idempotency-key': depositKey });
-    const depositAgain = await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '40.00', description: 'cash' }, { 'idempotency-key': depositKey });
+    const deposit = await bank.admin.post(
+      `/accounts/${alice.account.id}/deposit`,
+      { amount: '40.00', description: 'cash' },
+      { 'idempotency-key': depositKey },
+    );
+    const depositAgain = await bank.admin.post(
+      `/accounts/${alice.account.id}/deposit`,
+      { amount: '40.00', description: 'cash' },
+      { 'idempotency-key': depositKey },
+    );
     expect(deposit.statusCode).toBe(201);
     expect(deposit.headers['idempotent-replayed']).toBeUndefined();
     expect(depositAgain.statusCode).toBe(201);
@@ -240,8 +260,16 @@ describe('Idempotency-Key', () => {
     expect(depositAgain.data).toEqual(deposit.data);
     expect(await balanceOf(alice)).toBe('140.00');
 
-    const withdrawal = await bank.admin.post(`/accounts/${alice.account.id}/withdraw`, { amount: '15.00' }, { 'idempotency-key': withdrawKey });
-    const withdrawalAgain = await bank.admin.post(`/accounts/${alice.account.id}/withdraw`, { amount: '15.00' }, { 'idempotency-key': withdrawKey });
+    const withdrawal = await bank.admin.post(
+      `/accounts/${alice.account.id}/withdraw`,
+      { amount: '15.00' },
+      { 'idempotency-key': withdrawKey },
+    );
+    const withdrawalAgain = await bank.admin.post(
+      `/accounts/${alice.account.id}/withdraw`,
+      { amount: '15.00' },
+      { 'idempotency-key': withdrawKey },
+    );
     expect(withdrawal.statusCode).toBe(201);
     expect(withdrawalAgain.statusCode).toBe(201);
     expect(withdrawalAgain.headers['idempotent-replayed']).toBe('true');
@@ -250,12 +278,20 @@ describe('Idempotency-Key', () => {
     expect(await transactionCount()).toBe(before + 2);
 
     // Same key, different amount on the same endpoint: refused, nothing moves.
-    const changed = await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '41.00', description: 'cash' }, { 'idempotency-key': depositKey });
+    const changed = await bank.admin.post(
+      `/accounts/${alice.account.id}/deposit`,
+      { amount: '41.00', description: 'cash' },
+      { 'idempotency-key': depositKey },
+    );
     expect(changed.statusCode).toBe(422);
     expect(changed.data.code).toBe('idempotency_key_reused');
     // Same key and body, but another account (the concrete path is part of the request): refused too.
     const bob = await bank.customer('1.00');
-    const elsewhere = await bank.admin.post(`/accounts/${bob.account.id}/deposit`, { amount: '40.00', description: 'cash' }, { 'idempotency-key': depositKey });
+    const elsewhere = await bank.admin.post(
+      `/accounts/${bob.account.id}/deposit`,
+      { amount: '40.00', description: 'cash' },
+      { 'idempotency-key': depositKey },
+    );
     expect(elsewhere.statusCode).toBe(422);
     expect(elsewhere.data.code).toBe('idempotency_key_reused');
     expect(await balanceOf(alice)).toBe('125.00');
@@ -272,7 +308,11 @@ describe('Idempotency-Key', () => {
       expect(response.statusCode).toBe(422);
       expect(response.data.code).toBe('validation_error');
     }
-    const tooLongDeposit = await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '1.00' }, { 'idempotency-key': 'k'.repeat(256) });
+    const tooLongDeposit = await bank.admin.post(
+      `/accounts/${alice.account.id}/deposit`,
+      { amount: '1.00' },
+      { 'idempotency-key': 'k'.repeat(256) },
+    );
     expect(tooLongDeposit.statusCode).toBe(422);
     expect(tooLongDeposit.data.code).toBe('validation_error');
     expect(await transactionCount()).toBe(before);

@@ -35,7 +35,12 @@ describe('refusals racing for their key, on PostgreSQL', () => {
   };
   const balanceOf = async (accountId: string) => (await bank.admin.get(`/accounts/${accountId}`)).data.balance as string;
   const storedUnder = async (key: string) =>
-    (await holder.query<{ fingerprint: string; transaction_id: string }>('SELECT fingerprint, transaction_id FROM idempotency_keys WHERE key = $1', [key])).rows[0]!;
+    (
+      await holder.query<{ fingerprint: string; transaction_id: string }>(
+        'SELECT fingerprint, transaction_id FROM idempotency_keys WHERE key = $1',
+        [key],
+      )
+    ).rows[0]!;
 
   it('a refused transfer whose key another request writes meanwhile replays that answer, and moves nothing', async () => {
     const alice = await bank.customer('10.00');

@@ -43,8 +43,19 @@ const setAccount = async (accountId: string, changes: Record<string, unknown>) =
 /** What moving money would change: the ledger's size and the named accounts' balances. */
 async function ledgerState(accountIds: string[]) {
   const count = async (table: 'transactions' | 'journal_entries') =>
-    Number((await db().selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
-  return { transactions: await count('transactions'), entries: await count('journal_entries'), balances: await Promise.all(accountIds.map(balanceOf)) };
+    Number(
+      (
+        await db()
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  return {
+    transactions: await count('transactions'),
+    entries: await count('journal_entries'),
+    balances: await Promise.all(accountIds.map(balanceOf)),
+  };
 }
 
 function expectRefusal(response: Response, status: number, code: string): void {
@@ -85,7 +96,10 @@ async function expectRefusalKept(
 }
 
 /** A request that was not processed is not kept: the corrected request with the same key runs. */
-async function expectCorrectionRuns(send: (headers: Record<string, string>) => Promise<Response>, correct: (headers: Record<string, string>) => Promise<Response>) {
+async function expectCorrectionRuns(
+  send: (headers: Record<string, string>) => Promise<Response>,
+  correct: (headers: Record<string, string>) => Promise<Response>,
+) {
   const headers = keyed();
   expectRefusal(await send(headers), 422, 'validation_error');
   const corrected = await correct(headers);
@@ -257,10 +271,12 @@ describe('POST /transactions/{id}/reverse: refusals under an Idempotency-Key', (
     const bob = await bank.customer();
     const id = await transfer(alice, bob, '30.00');
     expect((await reverse(id, keyed())).statusCode).toBe(201);
-    await expectRefusalKept((headers) => reverse(id, headers, 'again'), { status: 409, code: 'already_reversed' }, async () => {}, [
-      alice.account.id,
-      bob.account.id,
-    ]);
+    await expectRefusalKept(
+      (headers) => reverse(id, headers, 'again'),
+      { status: 409, code: 'already_reversed' },
+      async () => {},
+      [alice.account.id, bob.account.id],
+    );
   });
 
   it('replays insufficient_funds after the receiver is topped up', async () => {
@@ -301,7 +317,8 @@ describe('POST /loans/{id}/repay: refusals under an Idempotency-Key', () => {
     expect(spare.statusCode, spare.body).toBe(201);
     return { customer, loanId: applied.data.id as string, spareId: spare.data.id as string };
   };
-  const outstandingOf = async (customer: Customer, loanId: string) => (await customer.get(`/loans/${loanId}`)).data.outstanding_principal as string;
+  const outstandingOf = async (customer: Customer, loanId: string) =>
+    (await customer.get(`/loans/${loanId}`)).data.outstanding_principal as string;
 
   it('replays overpayment', async () => {
     const { customer, loanId } = await borrower();
@@ -367,11 +384,13 @@ describe('refusals under an Idempotency-Key, concurrently', () => {
     const alice = await bank.customer('10.00');
     const bob = await bank.customer();
     const headers = keyed();
-    const answers = await Promise.all(Array.from({ length: 5 }, () => alice.post('/transactions/transfer', transferOf(alice, bob, '50.00'), headers)));
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => alice.post('/transactions/transfer', transferOf(alice, bob, '50.00'), headers)),
+    );
     expect(expectOneAnswer(answers).data.code).toBe('insufficient_funds');
-    expect(await db().selectFrom('idempotency_keys').select('problem_code').where('key', '=', headers['idempotency-key']).execute()).toEqual([
-      { problem_code: 'insufficient_funds' },
-    ]);
+    expect(
+      await db().selectFrom('idempotency_keys').select('problem_code').where('key', '=', headers['idempotency-key']).execute(),
+    ).toEqual([{ problem_code: 'insufficient_funds' }]);
   });
 
   it('answers a keyed transfer racing the deposit that would fund it with one answer: the refusal, or the one transfer', async () => {

@@ -58,8 +58,16 @@ describe('the ledger', () => {
 
   describe('postTransaction', () => {
     it('posts a balanced movement: balances, the transaction row and journal entries with running balances', async () => {
-      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(alice.account.id, bob.account.id, 2500n)), new Date()));
-      expect(row).toMatchObject({ type: 'transfer', status: 'completed', amount: 100n, currency: 'USD', from_account_id: alice.account.id });
+      const row = await withTransaction(handle(), (tx) =>
+        postTransaction(tx, posting(movement(alice.account.id, bob.account.id, 2500n)), new Date()),
+      );
+      expect(row).toMatchObject({
+        type: 'transfer',
+        status: 'completed',
+        amount: 100n,
+        currency: 'USD',
+        from_account_id: alice.account.id,
+      });
 
       const entries = await db().selectFrom('journal_entries').selectAll().where('transaction_id', '=', row.id).orderBy('amount').execute();
       expect(entries.map((e) => [e.account_id, e.amount, e.balance_after])).toEqual([
@@ -78,18 +86,38 @@ describe('the ledger', () => {
         { accountId: bob.account.id, amount: 100n },
         { accountId: carol.account.id, amount: 200n },
       ];
-      const row = await withTransaction(handle(), (tx) => postTransaction(tx, posting(entries, { toAccountId: carol.account.id, amount: 300n }), new Date()));
+      const row = await withTransaction(handle(), (tx) =>
+        postTransaction(tx, posting(entries, { toAccountId: carol.account.id, amount: 300n }), new Date()),
+      );
       const journal = await db().selectFrom('journal_entries').select(['amount']).where('transaction_id', '=', row.id).execute();
       expect(journal.reduce((sum, e) => sum + e.amount, 0n)).toBe(0n);
       expect(journal).toHaveLength(3);
     });
 
     it.each<[string, (a: string, b: string) => Entry[]]>([
-      ['unbalanced', (a, b) => [{ accountId: a, amount: -100n }, { accountId: b, amount: 99n }]],
+      [
+        'unbalanced',
+        (a, b) => [
+          { accountId: a, amount: -100n },
+          { accountId: b, amount: 99n },
+        ],
+      ],
       ['single-entry', (a) => [{ accountId: a, amount: 100n }]],
       ['empty', () => []],
-      ['zero-amount', (a, b) => [{ accountId: a, amount: 0n }, { accountId: b, amount: 0n }]],
-      ['money-from-nowhere', (a, b) => [{ accountId: a, amount: 100n }, { accountId: b, amount: 100n }]],
+      [
+        'zero-amount',
+        (a, b) => [
+          { accountId: a, amount: 0n },
+          { accountId: b, amount: 0n },
+        ],
+      ],
+      [
+        'money-from-nowhere',
+        (a, b) => [
+          { accountId: a, amount: 100n },
+          { accountId: b, amount: 100n },
+        ],
+      ],
     ])('refuses a %s posting with UnbalancedPostingError before touching any row', async (_name, entriesOf) => {
       const before = await snapshot();
       const error = await failure((tx) => postTransaction(tx, posting(entriesOf(alice.account.id, bob.account.id)), new Date()));
@@ -124,19 +152,33 @@ describe('the ledger', () => {
     it('lets the bank’s internal cash account go negative', async () => {
       const cashBefore = await withTransaction(handle(), (tx) => internalAccount(tx, 'cash', 'USD'));
       const before = (await snapshot()).balances.get(cashBefore)!;
-      await withTransaction(handle(), (tx) => postTransaction(tx, posting(movement(cashBefore, bob.account.id, 1000n), { type: 'deposit', fromAccountId: cashBefore }), new Date()));
+      await withTransaction(handle(), (tx) =>
+        postTransaction(
+          tx,
+          posting(movement(cashBefore, bob.account.id, 1000n), { type: 'deposit', fromAccountId: cashBefore }),
+          new Date(),
+        ),
+      );
       expect((await snapshot()).balances.get(cashBefore)).toBe(before - 1000n);
       expect(before - 1000n).toBeLessThan(0n);
     });
   });
 
   describe('the database’s own guards', () => {
-    const someEntry = () => db().selectFrom('journal_entries').selectAll().where('account_id', '=', alice.account.id).executeTakeFirstOrThrow();
-    const someTransaction = () => db().selectFrom('transactions').selectAll().where('to_account_id', '=', alice.account.id).executeTakeFirstOrThrow();
+    const someEntry = () =>
+      db().selectFrom('journal_entries').selectAll().where('account_id', '=', alice.account.id).executeTakeFirstOrThrow();
+    const someTransaction = () =>
+      db().selectFrom('transactions').selectAll().where('to_account_id', '=', alice.account.id).executeTakeFirstOrThrow();
 
     it('refuses UPDATE, DELETE and TRUNCATE of journal entries', async () => {
       const entry = await someEntry();
-      const update = await failure((tx) => tx.updateTable('journal_entries').set({ amount: entry.amount + 1n }).where('id', '=', entry.id).execute());
+      const update = await failure((tx) =>
+        tx
+          .updateTable('journal_entries')
+          .set({ amount: entry.amount + 1n })
+          .where('id', '=', entry.id)
+          .execute(),
+      );
       expect(sqlState(update)).toBe('42501');
       const del = await failure((tx) => tx.deleteFrom('journal_entries').where('id', '=', entry.id).execute());
       expect(sqlState(del)).toBe('42501');
@@ -147,15 +189,25 @@ describe('the ledger', () => {
 
     it('refuses changing what a transaction moved, or deleting it, but lets its review state change', async () => {
       const transaction = await someTransaction();
-      const amount = await failure((tx) => tx.updateTable('transactions').set({ amount: transaction.amount * 2n }).where('id', '=', transaction.id).execute());
+      const amount = await failure((tx) =>
+        tx
+          .updateTable('transactions')
+          .set({ amount: transaction.amount * 2n })
+          .where('id', '=', transaction.id)
+          .execute(),
+      );
       expect(sqlState(amount)).toBe('42501');
-      const account = await failure((tx) => tx.updateTable('transactions').set({ to_account_id: bob.account.id }).where('id', '=', transaction.id).execute());
+      const account = await failure((tx) =>
+        tx.updateTable('transactions').set({ to_account_id: bob.account.id }).where('id', '=', transaction.id).execute(),
+      );
       expect(sqlState(account)).toBe('42501');
       const del = await failure((tx) => tx.deleteFrom('transactions').where('id', '=', transaction.id).execute());
       expect(sqlState(del)).toBe('42501');
       expect(await someTransaction()).toEqual(transaction);
 
-      await withTransaction(handle(), (tx) => tx.updateTable('transactions').set({ review_note: 'looked at' }).where('id', '=', transaction.id).execute());
+      await withTransaction(handle(), (tx) =>
+        tx.updateTable('transactions').set({ review_note: 'looked at' }).where('id', '=', transaction.id).execute(),
+      );
       expect((await someTransaction()).review_note).toBe('looked at');
     });
 
@@ -181,7 +233,10 @@ describe('the ledger', () => {
           })
           .returning('id')
           .executeTakeFirstOrThrow();
-        await tx.insertInto('journal_entries').values({ transaction_id: transaction.id, account_id: alice.account.id, amount: 500n, balance_after: 0n }).execute();
+        await tx
+          .insertInto('journal_entries')
+          .values({ transaction_id: transaction.id, account_id: alice.account.id, amount: 500n, balance_after: 0n })
+          .execute();
         // The trigger is deferred: the statement itself succeeds, so a posting may write its entries one by one.
         insertedWithoutError = true;
       });
@@ -212,14 +267,20 @@ describe('the ledger', () => {
           .returning('id')
           .executeTakeFirstOrThrow();
         // Balances move with the entries, so this file's ledger stays reconciled.
-        for (const [accountId, amount] of [[alice.account.id, 1n], [bob.account.id, -1n]] as const) {
+        for (const [accountId, amount] of [
+          [alice.account.id, 1n],
+          [bob.account.id, -1n],
+        ] as const) {
           const { balance } = await tx
             .updateTable('accounts')
             .set((eb) => ({ balance: eb('balance', '+', amount) }))
             .where('id', '=', accountId)
             .returning('balance')
             .executeTakeFirstOrThrow();
-          await tx.insertInto('journal_entries').values({ transaction_id: transaction.id, account_id: accountId, amount, balance_after: balance }).execute();
+          await tx
+            .insertInto('journal_entries')
+            .values({ transaction_id: transaction.id, account_id: accountId, amount, balance_after: balance })
+            .execute();
         }
       });
       expect((await snapshot()).entries).toBe(before.entries + 2);
@@ -229,10 +290,19 @@ describe('the ledger', () => {
       const negative = await failure((tx) => tx.updateTable('accounts').set({ balance: -1n }).where('id', '=', alice.account.id).execute());
       expect(sqlState(negative)).toBe('23514');
       const held = await failure((tx) =>
-        tx.updateTable('accounts').set((eb) => ({ held: eb('balance', '+', 1n) })).where('id', '=', alice.account.id).execute(),
+        tx
+          .updateTable('accounts')
+          .set((eb) => ({ held: eb('balance', '+', 1n) }))
+          .where('id', '=', alice.account.id)
+          .execute(),
       );
       expect(sqlState(held)).toBe('23514');
-      const direct = await db().updateTable('accounts').set({ balance: -1n }).where('id', '=', bob.account.id).execute().catch((e: unknown) => e);
+      const direct = await db()
+        .updateTable('accounts')
+        .set({ balance: -1n })
+        .where('id', '=', bob.account.id)
+        .execute()
+        .catch((e: unknown) => e);
       expect(sqlState(direct)).toBe('23514');
     });
 
@@ -244,8 +314,8 @@ describe('the ledger', () => {
         entries: { posting: number; account: string; amount: bigint }[];
       }
       const post = (raw: Raw) =>
-        failure(
-          (tx) => sql`SELECT ledger_post(
+        failure((tx) =>
+          sql`SELECT ledger_post(
             ${raw.transactions}::uuid[],
             ${(raw.held ?? raw.transactions.map(() => ({ account: null, delta: 0n }))).map((h) => h.account)}::uuid[],
             ${(raw.held ?? raw.transactions.map(() => ({ account: null, delta: 0n }))).map((h) => String(h.delta))}::bigint[],
@@ -283,7 +353,9 @@ describe('the ledger', () => {
           { posting: 1, account: bob.account.id, amount: 5n },
         ];
         expect(sqlState(await post({ transactions: [id, id], entries }))).toBe('22023');
-        expect(sqlState(await post({ transactions: [id, id], entries: entries.map((e, i) => ({ ...e, posting: i === 0 ? 1 : 2 })) }))).toBe('22023');
+        expect(sqlState(await post({ transactions: [id, id], entries: entries.map((e, i) => ({ ...e, posting: i === 0 ? 1 : 2 })) }))).toBe(
+          '22023',
+        );
         expect(sqlState(await post({ transactions: [id], entries: entries.map((e) => ({ ...e, posting: 3 })) }))).toBe('22023');
         expect(await snapshot()).toEqual(before);
       });
@@ -292,9 +364,13 @@ describe('the ledger', () => {
         const carol = await bank.customer('10.00');
         const transaction = await someTransaction();
         expect(sqlState(await post({ transactions: [transaction.id], entries: [] }))).toBe('22023');
-        expect(sqlState(await post({ transactions: [transaction.id], held: [{ account: carol.account.id, delta: 0n }], entries: [] }))).toBe('22023');
+        expect(
+          sqlState(await post({ transactions: [transaction.id], held: [{ account: carol.account.id, delta: 0n }], entries: [] })),
+        ).toBe('22023');
         await withTransaction(handle(), (tx) =>
-          sql`SELECT ledger_post(ARRAY[${transaction.id}]::uuid[], ARRAY[${carol.account.id}]::uuid[], '{400}', '{}', '{}', '{}', ${new Date()}::timestamptz)`.execute(tx),
+          sql`SELECT ledger_post(ARRAY[${transaction.id}]::uuid[], ARRAY[${carol.account.id}]::uuid[], '{400}', '{}', '{}', '{}', ${new Date()}::timestamptz)`.execute(
+            tx,
+          ),
         );
         expect(await heldOf(carol.account.id)).toBe(400n);
         // More than is available, then released again: refused though the end state would be fine.

@@ -43,7 +43,11 @@ describe('GET /transactions/', () => {
     carol = await bank.customer('1000.00');
     auditor = await bank.user('auditor');
     const send = async (from: Customer, to: Customer, amount: string) => {
-      const response = await from.post('/transactions/transfer', { from_account: from.account.account_number, to_account: to.account.account_number, amount });
+      const response = await from.post('/transactions/transfer', {
+        from_account: from.account.account_number,
+        to_account: to.account.account_number,
+        amount,
+      });
       expect(response.statusCode).toBe(201);
     };
     await send(alice, bob, '10.00');
@@ -135,7 +139,12 @@ describe('GET /transactions/', () => {
       const items = await listAll(bank.admin, `&type=${type}`);
       expect(items.length).toBeGreaterThan(0);
       expect(items.every((item) => item.type === type)).toBe(true);
-      expect(items.map((item) => item.id).sort()).toEqual(all.filter((item) => item.type === type).map((item) => item.id).sort());
+      expect(items.map((item) => item.id).sort()).toEqual(
+        all
+          .filter((item) => item.type === type)
+          .map((item) => item.id)
+          .sort(),
+      );
     }
     expect(await listAll(bank.admin, '&type=transfer')).toHaveLength(3);
     expect(await listAll(bank.admin, '&type=withdrawal')).toHaveLength(1);
@@ -150,7 +159,11 @@ describe('GET /transactions/', () => {
     // Two transfers at the review threshold wait for review; an admin rejects one of them.
     const held: Tx[] = [];
     for (let i = 0; i < 2; i++) {
-      const sent = await carol.post('/transactions/transfer', { from_account: carol.account.account_number, to_account: bob.account.account_number, amount: '250.00' });
+      const sent = await carol.post('/transactions/transfer', {
+        from_account: carol.account.account_number,
+        to_account: bob.account.account_number,
+        amount: '250.00',
+      });
       expect(sent.statusCode).toBe(201);
       expect(sent.data.status).toBe('pending_review');
       held.push(sent.data);
@@ -172,7 +185,12 @@ describe('GET /transactions/', () => {
     const all = await listAll(bank.admin);
     const completed = await listAll(bank.admin, '&status=completed');
     expect(completed.every((item) => item.status === 'completed')).toBe(true);
-    expect(completed.map((item) => item.id).sort()).toEqual(all.filter((item) => item.status === 'completed').map((item) => item.id).sort());
+    expect(completed.map((item) => item.id).sort()).toEqual(
+      all
+        .filter((item) => item.status === 'completed')
+        .map((item) => item.id)
+        .sort(),
+    );
     expect(completed).toHaveLength(all.length - 2);
     for (const status of ['pending_review', 'rejected'] as const) {
       const items = await listAll(bank.admin, `&status=${status}`);
@@ -200,7 +218,12 @@ describe('GET /transactions/', () => {
     expect(await listAll(bank.admin, `&from=${dayAfter}`)).toHaveLength(0);
     for (const day of days) {
       const onDay = await listAll(bank.admin, `&from=${day}&to=${day}`);
-      expect(onDay.map((item) => item.id).sort()).toEqual(all.filter((item) => item.created_at.startsWith(day)).map((item) => item.id).sort());
+      expect(onDay.map((item) => item.id).sort()).toEqual(
+        all
+          .filter((item) => item.created_at.startsWith(day))
+          .map((item) => item.id)
+          .sort(),
+      );
     }
     expect(await listAll(alice, `&from=${first}&to=${last}&type=transfer`)).toHaveLength(2);
 
@@ -263,7 +286,11 @@ describe('GET /transactions/', () => {
         [alice, bob],
         [bob, alice],
       ] as const) {
-        const sent = await from.post('/transactions/transfer', { from_account: from.account.account_number, to_account: to.account.account_number, amount: '1.00' });
+        const sent = await from.post('/transactions/transfer', {
+          from_account: from.account.account_number,
+          to_account: to.account.account_number,
+          amount: '1.00',
+        });
         expect(sent.statusCode).toBe(201);
         inserted++;
       }
@@ -289,7 +316,15 @@ describe('GET /transactions/', () => {
     ]) {
       expect((await dave.post('/transactions/transfer', { from_account: from, to_account: to, amount })).statusCode).toBe(201);
     }
-    expect((await erin.post('/transactions/transfer', { from_account: erin.account.account_number, to_account: savings.data.account_number, amount: '4.00' })).statusCode).toBe(201);
+    expect(
+      (
+        await erin.post('/transactions/transfer', {
+          from_account: erin.account.account_number,
+          to_account: savings.data.account_number,
+          amount: '4.00',
+        })
+      ).statusCode,
+    ).toBe(201);
 
     const seen: Tx[] = [];
     let cursor: string | null = null;

@@ -33,9 +33,15 @@ describe('loans', () => {
   const approve = (id: string, body: Record<string, unknown> = {}) => bank.admin.post(`/loans/${id}/approve`, body);
   const repay = (customer: Customer, id: string, body: Record<string, unknown>, headers?: Record<string, string>) =>
     customer.post(`/loans/${id}/repay`, body, headers);
-  const balanceOf = async (customer: Customer, accountId = customer.account.id) => (await customer.get(`/accounts/${accountId}`)).data.balance as string;
+  const balanceOf = async (customer: Customer, accountId = customer.account.id) =>
+    (await customer.get(`/accounts/${accountId}`)).data.balance as string;
   const bankBalance = async (code: SystemAccount) => {
-    const row = await db().selectFrom('accounts').select('balance').where('system_code', '=', code).where('currency', '=', 'USD').executeTakeFirst();
+    const row = await db()
+      .selectFrom('accounts')
+      .select('balance')
+      .where('system_code', '=', code)
+      .where('currency', '=', 'USD')
+      .executeTakeFirst();
     return row?.balance ?? 0n;
   };
   const transactionsOf = (type: 'loan_disbursement' | 'loan_repayment', accountId: string) =>
@@ -91,7 +97,12 @@ describe('loans', () => {
 
       const approved = await approve(id, { note: 'income verified' });
       expect(approved.statusCode, approved.body).toBe(200);
-      expect(approved.data).toMatchObject({ status: 'active', decided_by: expect.any(String), decided_at: expect.stringMatching(ISO_UTC), decision_note: 'income verified' });
+      expect(approved.data).toMatchObject({
+        status: 'active',
+        decided_by: expect.any(String),
+        decided_at: expect.stringMatching(ISO_UTC),
+        decision_note: 'income verified',
+      });
       const disbursedOn = (approved.data.decided_at as string).slice(0, 10);
       const schedule = approved.data.schedule;
       expect(schedule).toHaveLength(12);
@@ -105,7 +116,12 @@ describe('loans', () => {
         paid: '0.00',
         status: 'due',
       });
-      expect(schedule[11]).toMatchObject({ number: 12, due_date: addMonths(disbursedOn, 12), installment: '888.47', balance_after: '0.00' });
+      expect(schedule[11]).toMatchObject({
+        number: 12,
+        due_date: addMonths(disbursedOn, 12),
+        installment: '888.47',
+        balance_after: '0.00',
+      });
       expect((await bank.admin.get(`/loans/${id}`)).data).toEqual(approved.data);
 
       // The principal came from the bank's loan fund, once.
@@ -113,14 +129,26 @@ describe('loans', () => {
       expect(await bankBalance('loan_fund')).toBe(fundBefore - 1_000_000n);
       const disbursements = await alice.get(`/transactions/?account_id=${alice.account.id}&type=loan_disbursement`);
       expect(disbursements.data.items).toEqual([
-        expect.objectContaining({ type: 'loan_disbursement', status: 'completed', amount: '10000.00', from_account: null, to_account: alice.account.account_number }),
+        expect.objectContaining({
+          type: 'loan_disbursement',
+          status: 'completed',
+          amount: '10000.00',
+          from_account: null,
+          to_account: alice.account.account_number,
+        }),
       ]);
       await expectReconciled();
 
       // 50.00 pays only interest of the first installment: the principal owed does not move.
       const first = await repay(alice, id, { amount: '50.00' });
       expect(first.statusCode, first.body).toBe(201);
-      expect(first.data.transaction).toMatchObject({ type: 'loan_repayment', status: 'completed', amount: '50.00', from_account: alice.account.account_number, to_account: null });
+      expect(first.data.transaction).toMatchObject({
+        type: 'loan_repayment',
+        status: 'completed',
+        amount: '50.00',
+        from_account: alice.account.account_number,
+        to_account: null,
+      });
       expect(first.data.loan).toMatchObject({ status: 'active', outstanding_principal: '10000.00' });
       expect(first.data.loan.schedule[0]).toMatchObject({ paid: '50.00', status: 'due' });
       expect(await bankBalance('interest_income')).toBe(incomeBefore + 5_000n);
@@ -165,17 +193,33 @@ describe('loans', () => {
       expectProblem(await repay(alice, id, { amount: '0.01' }), 422, 'overpayment');
       expect((await alice.get('/loans?status=paid_off')).data.items.map((loan: { id: string }) => loan.id)).toEqual([id]);
 
-      const audit = await db().selectFrom('audit_log').select(['action', 'actor_id', 'details']).where('target_type', '=', 'loan').where('target_id', '=', id).orderBy('entry_no').execute();
+      const audit = await db()
+        .selectFrom('audit_log')
+        .select(['action', 'actor_id', 'details'])
+        .where('target_type', '=', 'loan')
+        .where('target_id', '=', id)
+        .orderBy('entry_no')
+        .execute();
       expect(audit.map((entry) => entry.action)).toEqual(['loan.applied', 'loan.approved', 'loan.repaid', 'loan.repaid', 'loan.repaid']);
-      expect(audit[0]).toMatchObject({ actor_id: alice.user.id, details: { principal: '10000.00', term_months: 12, annual_rate: '12.00', monthly_installment: '888.49' } });
+      expect(audit[0]).toMatchObject({
+        actor_id: alice.user.id,
+        details: { principal: '10000.00', term_months: 12, annual_rate: '12.00', monthly_installment: '888.49' },
+      });
       expect(audit[1]!.details).toMatchObject({ principal: '10000.00', note: 'income verified', transaction_id: expect.any(String) });
-      expect(audit[3]!.details).toMatchObject({ amount: '888.49', principal: '788.49', interest: '100.00', paid_off: false, transaction_id: second.data.transaction.id });
+      expect(audit[3]!.details).toMatchObject({
+        amount: '888.49',
+        principal: '788.49',
+        interest: '100.00',
+        paid_off: false,
+        transaction_id: second.data.transaction.id,
+      });
       expect(audit[4]!.details).toMatchObject({ amount: '9723.37', outstanding_after: '0.00', paid_off: true });
     });
 
     it('repays from another of the borrower’s accounts', async () => {
       const { customer, loan } = await borrower(undefined, '300.00', 3);
-      const savings = (await bank.admin.post(`/accounts/?user_id=${customer.user.id}`, { type: 'savings', initial_deposit: '100.00' })).data;
+      const savings = (await bank.admin.post(`/accounts/?user_id=${customer.user.id}`, { type: 'savings', initial_deposit: '100.00' }))
+        .data;
       const paid = await repay(customer, loan.id, { amount: '100.00', from_account_id: savings.id });
       expect(paid.statusCode, paid.body).toBe(201);
       expect(paid.data.transaction.from_account).toBe(savings.account_number);
@@ -201,7 +245,11 @@ describe('loans', () => {
       const paid = await carol.post(`/loans/${applied.data.id}/repay`, { amount: '1200.00' });
       expect(paid.statusCode, paid.body).toBe(201);
       expect(paid.data.loan.status).toBe('paid_off');
-      const entries = await zeroRate.database.handle.db.selectFrom('journal_entries').select('amount').where('transaction_id', '=', paid.data.transaction.id).execute();
+      const entries = await zeroRate.database.handle.db
+        .selectFrom('journal_entries')
+        .select('amount')
+        .where('transaction_id', '=', paid.data.transaction.id)
+        .execute();
       expect(entries.map((entry) => entry.amount).sort((a, b) => (a < b ? -1 : 1))).toEqual([-120_000n, 120_000n]);
     });
   });
@@ -246,7 +294,12 @@ describe('loans', () => {
       expectProblem(await bank.admin.post(`/loans/${applied.data.id}/reject`, {}), 422, 'validation_error');
       const rejected = await bank.admin.post(`/loans/${applied.data.id}/reject`, { reason: 'income too low' });
       expect(rejected.statusCode, rejected.body).toBe(200);
-      expect(rejected.data).toMatchObject({ status: 'rejected', decision_note: 'income too low', decided_at: expect.stringMatching(ISO_UTC), schedule: [] });
+      expect(rejected.data).toMatchObject({
+        status: 'rejected',
+        decision_note: 'income too low',
+        decided_at: expect.stringMatching(ISO_UTC),
+        schedule: [],
+      });
       expect(rejected.data.decided_by).toBe((await bank.admin.get('/auth/me')).data.id);
 
       expectProblem(await approve(applied.data.id), 409, 'not_pending');
@@ -254,7 +307,12 @@ describe('loans', () => {
       expectProblem(await repay(gina, applied.data.id, { amount: '1.00' }), 422, 'overpayment');
       expect(await balanceOf(gina)).toBe('0.00');
       expect(await transactionsOf('loan_disbursement', gina.account.id)).toEqual([]);
-      const audit = await db().selectFrom('audit_log').select(['action', 'details']).where('target_id', '=', applied.data.id).where('action', '=', 'loan.rejected').execute();
+      const audit = await db()
+        .selectFrom('audit_log')
+        .select(['action', 'details'])
+        .where('target_id', '=', applied.data.id)
+        .where('action', '=', 'loan.rejected')
+        .execute();
       expect(audit).toEqual([{ action: 'loan.rejected', details: { principal: '10000.00', reason: 'income too low' } }]);
     });
 
@@ -337,7 +395,9 @@ describe('loans', () => {
       expect(await bankBalance('loan_fund')).toBe(fundBefore);
       expect((await customer.get(`/loans/${loan.id}`)).data).toEqual(loan);
       expect(await db().selectFrom('loan_payments').select('id').where('loan_id', '=', loan.id).execute()).toEqual([]);
-      expect(await db().selectFrom('audit_log').select('id').where('target_id', '=', loan.id).where('action', '=', 'loan.repaid').execute()).toEqual([]);
+      expect(
+        await db().selectFrom('audit_log').select('id').where('target_id', '=', loan.id).where('action', '=', 'loan.repaid').execute(),
+      ).toEqual([]);
     });
 
     it('takes money only from the borrower’s own active accounts', async () => {
@@ -425,14 +485,18 @@ describe('loans', () => {
     it('turns an unpaid installment overdue the day after its due date, by the app’s clock', async () => {
       const { customer, loan } = await borrower(undefined, '1200.00', 12);
       const [first, second] = loan.schedule as Array<{ due_date: string; installment: string }>;
-      const statuses = async () => ((await customer.get(`/loans/${loan.id}`)).data.schedule as Array<{ status: string }>).map((row) => row.status);
+      const statuses = async () =>
+        ((await customer.get(`/loans/${loan.id}`)).data.schedule as Array<{ status: string }>).map((row) => row.status);
 
       bank.clock.set(`${first!.due_date}T23:59:59.999Z`);
       expect((await statuses()).slice(0, 2)).toEqual(['due', 'due']);
 
       bank.clock.set(`${nextDay(first!.due_date)}T00:00:00Z`);
       expect((await statuses()).slice(0, 3)).toEqual(['overdue', 'due', 'due']);
-      expect((await bank.admin.get('/loans?status=active&limit=100')).data.items.find((l: { id: string }) => l.id === loan.id).schedule[0].status).toBe('overdue');
+      expect(
+        (await bank.admin.get('/loans?status=active&limit=100')).data.items.find((l: { id: string }) => l.id === loan.id).schedule[0]
+          .status,
+      ).toBe('overdue');
 
       // A partial payment leaves it overdue; paying the rest of it makes it paid.
       const part = await repay(customer, loan.id, { amount: '6.00' });

@@ -30,10 +30,10 @@ describe('lock waits of a transfer on PostgreSQL', () => {
 
     await holder.query('BEGIN');
     // As a first request with this key would have: written, not yet committed.
-    await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, problem_code) VALUES ($1, $2, 'k-held', 'x', 'insufficient_funds')`, [
-      alice.user.id,
-      endpoint,
-    ]);
+    await holder.query(
+      `INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, problem_code) VALUES ($1, $2, 'k-held', 'x', 'insufficient_funds')`,
+      [alice.user.id, endpoint],
+    );
     await holder.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [bob.account.id]);
     const [keyWait, accountWait] = await Promise.all([
       alice.post('/transactions/transfer', body(alice.account.account_number), { 'idempotency-key': 'k-held' }),
@@ -58,7 +58,9 @@ describe('lock waits of a transfer on PostgreSQL', () => {
     const body = { from_account: alice.account.account_number, to_account: carol.account.account_number, amount: '1.00' };
     const first = await alice.post('/transactions/transfer', body, { 'idempotency-key': 'k-first' });
     expect(first.statusCode).toBe(201);
-    const [stored] = (await holder.query(`SELECT user_id, endpoint, fingerprint, transaction_id FROM idempotency_keys WHERE key = 'k-first'`)).rows;
+    const [stored] = (
+      await holder.query(`SELECT user_id, endpoint, fingerprint, transaction_id FROM idempotency_keys WHERE key = 'k-first'`)
+    ).rows;
     const race = async (key: string, end: 'COMMIT' | 'ROLLBACK') => {
       await holder.query('BEGIN');
       // Another instance's request with this key and body, its answer written with its money, not yet committed.
@@ -98,10 +100,10 @@ describe('lock waits of a transfer on PostgreSQL', () => {
     const teller = await bank.user('admin');
     const url = `/accounts/${alice.account.id}/deposit`;
     await holder.query('BEGIN');
-    await holder.query(`INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, problem_code) VALUES ($1, $2, 'k-teller', 'x', 'not_found')`, [
-      teller.user.id,
-      'POST /accounts/:id/deposit',
-    ]);
+    await holder.query(
+      `INSERT INTO idempotency_keys (user_id, endpoint, key, fingerprint, problem_code) VALUES ($1, $2, 'k-teller', 'x', 'not_found')`,
+      [teller.user.id, 'POST /accounts/:id/deposit'],
+    );
     const waited = await teller.post(url, { amount: '5.00' }, { 'idempotency-key': 'k-teller' });
     await holder.query('ROLLBACK');
     expect(waited.statusCode, waited.body).toBe(409);

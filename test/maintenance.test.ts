@@ -54,9 +54,17 @@ describe.runIf(engine === 'pglite')('table maintenance on PGlite (autovacuum sta
 
   it('shares the one session with requests: transfers made while it runs all complete', async () => {
     await insertBulkHistory(bank.database.handle, bob.account, { count: 2_000, start: '2026-02-01T00:00:00Z', stepSeconds: 60 });
-    const transfer = () => alice.post('/transactions/transfer', { from_account: alice.account.account_number, to_account: bob.account.account_number, amount: '1.00' });
+    const transfer = () =>
+      alice.post('/transactions/transfer', {
+        from_account: alice.account.account_number,
+        to_account: bob.account.account_number,
+        amount: '1.00',
+      });
 
-    const [maintained, ...answers] = await Promise.all([maintainLikeAutovacuum(bank.database.handle), ...Array.from({ length: 10 }, transfer)]);
+    const [maintained, ...answers] = await Promise.all([
+      maintainLikeAutovacuum(bank.database.handle),
+      ...Array.from({ length: 10 }, transfer),
+    ]);
 
     expect(maintained.length).toBeGreaterThan(0);
     expect(answers.map((a) => a.statusCode)).toEqual(Array(10).fill(201));
@@ -68,7 +76,9 @@ describe.runIf(engine === 'pglite')('table maintenance on PGlite (autovacuum sta
     const failures: unknown[] = [];
     const stop = scheduleMaintenance(bank.database.handle, 20, (error) => failures.push(error));
     try {
-      await expect.poll(async () => (await statistics('journal_entries')).reltuples, { timeout: 10_000 }).toBeGreaterThanOrEqual(before + 8_000);
+      await expect
+        .poll(async () => (await statistics('journal_entries')).reltuples, { timeout: 10_000 })
+        .toBeGreaterThanOrEqual(before + 8_000);
     } finally {
       stop();
     }

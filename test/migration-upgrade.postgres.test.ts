@@ -55,8 +55,18 @@ async function migrateAsBeforeFold(handle: DatabaseHandle): Promise<void> {
   });
 }
 
-const ALICE = { id: '00000000-0000-4000-8000-0000000000a1', email: 'alice@legacy.test', password: 'alice-password', account: `100000001${luhnCheckDigit('100000001')}` };
-const BOB = { id: '00000000-0000-4000-8000-0000000000b1', email: 'bob@legacy.test', password: 'bob-password', account: `100000002${luhnCheckDigit('100000002')}` };
+const ALICE = {
+  id: '00000000-0000-4000-8000-0000000000a1',
+  email: 'alice@legacy.test',
+  password: 'alice-password',
+  account: `100000001${luhnCheckDigit('100000001')}`,
+};
+const BOB = {
+  id: '00000000-0000-4000-8000-0000000000b1',
+  email: 'bob@legacy.test',
+  password: 'bob-password',
+  account: `100000002${luhnCheckDigit('100000002')}`,
+};
 
 /** A deposit of 5000.00 to Alice and her transfer of 1250.50 to Bob, posted by the old release's ledger_post. */
 async function writeMoneyBeforeFold(handle: DatabaseHandle): Promise<void> {
@@ -143,7 +153,8 @@ describe.skipIf(skip)(`a database of the release before the fold (${LAST_RELEASE
     const admin = await login(ADMIN_EMAIL, ADMIN_PASSWORD);
     const alice = await login(ALICE.email, ALICE.password);
     const bob = await login(BOB.email, BOB.password);
-    const balance = async (client: Client) => (await client.get('/accounts/')).data.items.map((account: { balance: string }) => account.balance);
+    const balance = async (client: Client) =>
+      (await client.get('/accounts/')).data.items.map((account: { balance: string }) => account.balance);
 
     expect(await balance(alice)).toEqual(['3749.50']);
     expect(await balance(bob)).toEqual(['1250.50']);
@@ -162,7 +173,10 @@ describe.skipIf(skip)(`a database of the release before the fold (${LAST_RELEASE
   });
 
   it('has the schema of a database this release builds from nothing (pg_dump --schema-only)', () => {
-    const diff = unifiedDiff({ label: 'fresh.sql', text: dumpSchema(fresh.url!) }, { label: 'upgraded.sql', text: dumpSchema(upgraded.url!) });
+    const diff = unifiedDiff(
+      { label: 'fresh.sql', text: dumpSchema(fresh.url!) },
+      { label: 'upgraded.sql', text: dumpSchema(upgraded.url!) },
+    );
     expect(diff, `pg_dump --schema-only of the upgraded database against a fresh one:\n${diff}`).toBe('');
   });
 });

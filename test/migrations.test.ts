@@ -20,7 +20,9 @@ afterAll(async () => {
 
 async function recorded(handle: DatabaseHandle): Promise<{ versions: number[]; paths: string[] }> {
   return handle.withSession(async (session) => ({
-    versions: (await session.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')).map((row) => Number(row.version)),
+    versions: (await session.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')).map((row) =>
+      Number(row.version),
+    ),
     paths: (await session.query<{ path: string }>('SELECT path FROM schema_repeatables ORDER BY path')).map((row) => row.path),
   }));
 }

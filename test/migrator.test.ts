@@ -59,7 +59,8 @@ const LABELS = `CREATE OR REPLACE FUNCTION thing_label(p_id integer) RETURNS tex
   SELECT label_prefix() || label FROM things WHERE id = p_id
 $$;\n`;
 const VIEWS = 'CREATE OR REPLACE VIEW labelled_things AS SELECT id, thing_label(id) AS label FROM things;\n';
-const prefix = (text: string) => `CREATE OR REPLACE FUNCTION label_prefix() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT '${text}' $$;\n`;
+const prefix = (text: string) =>
+  `CREATE OR REPLACE FUNCTION label_prefix() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT '${text}' $$;\n`;
 const REPEATABLES = {
   'alpha/sql/labels.sql': LABELS,
   'alpha/sql/views.sql': VIEWS,
@@ -106,7 +107,9 @@ describe(`numbered migrations are checksummed (${engine})`, () => {
     await migrate(handle!, code.sources);
     code.remove('db/migrations/0002_second.sql');
     await expect(migrate(handle!, code.sources)).rejects.toThrow(
-      new Error(`migration 0002_second.sql was applied but its file is missing (recorded sha256 ${sha256(SECOND).slice(0, 12)}…): restore it`),
+      new Error(
+        `migration 0002_second.sql was applied but its file is missing (recorded sha256 ${sha256(SECOND).slice(0, 12)}…): restore it`,
+      ),
     );
   });
 });
@@ -156,7 +159,10 @@ describe(`repeatable files (${engine})`, () => {
     const [handle] = await emptyDatabase();
     await migrate(handle!, code.sources);
     // PostgreSQL changes no column type that a view reads: the migration drops the view, its file stays as it was.
-    code.write('db/migrations/0002_shorter_labels.sql', 'DROP VIEW labelled_things;\nALTER TABLE things ALTER COLUMN label TYPE varchar(100);\n');
+    code.write(
+      'db/migrations/0002_shorter_labels.sql',
+      'DROP VIEW labelled_things;\nALTER TABLE things ALTER COLUMN label TYPE varchar(100);\n',
+    );
     expect(await migrate(handle!, code.sources)).toEqual({ migrations: [2], repeatables: ALL_PATHS });
     await query(handle!, "INSERT INTO things (id, label) VALUES (1, 'a')");
     expect(await labels(handle!)).toEqual(['thing: a']);
@@ -194,7 +200,8 @@ describe(`repeatable files (${engine})`, () => {
   it('applies the triggers.sql files after every function file: a trigger names a function that must exist', async () => {
     const code = new CodeRoot({
       'db/migrations/0001_first.sql': FIRST,
-      'alpha/sql/triggers.sql': 'CREATE OR REPLACE TRIGGER things_stamped BEFORE INSERT ON things FOR EACH ROW EXECUTE FUNCTION stamp_label();\n',
+      'alpha/sql/triggers.sql':
+        'CREATE OR REPLACE TRIGGER things_stamped BEFORE INSERT ON things FOR EACH ROW EXECUTE FUNCTION stamp_label();\n',
       'zeta/sql/stamp_label.sql': `CREATE OR REPLACE FUNCTION stamp_label() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   NEW.label := 'stamped ' || NEW.label;
@@ -202,7 +209,10 @@ BEGIN
 END $$;\n`,
     });
     const [handle] = await emptyDatabase();
-    expect(await migrate(handle!, code.sources)).toEqual({ migrations: [1], repeatables: ['zeta/sql/stamp_label.sql', 'alpha/sql/triggers.sql'] });
+    expect(await migrate(handle!, code.sources)).toEqual({
+      migrations: [1],
+      repeatables: ['zeta/sql/stamp_label.sql', 'alpha/sql/triggers.sql'],
+    });
     await query(handle!, "INSERT INTO things VALUES (1, 'one')");
     expect(await query(handle!, 'SELECT label FROM things')).toEqual([{ label: 'stamped one' }]);
   });
@@ -258,11 +268,19 @@ describe(`a database migrated before the fold of 0001 to 0015 into one baseline 
   }
 
   async function columns(handle: DatabaseHandle) {
-    return query(handle, `SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
-                           WHERE table_name = 'schema_migrations' ORDER BY ordinal_position`);
+    return query(
+      handle,
+      `SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
+                           WHERE table_name = 'schema_migrations' ORDER BY ordinal_position`,
+    );
   }
 
-  const adopted = (version: number, name: string, text: string) => ({ version, name, checksum: sha256(text), applied_at: APPLIED_AT.slice(0, -3) });
+  const adopted = (version: number, name: string, text: string) => ({
+    version,
+    name,
+    checksum: sha256(text),
+    applied_at: APPLIED_AT.slice(0, -3),
+  });
 
   it('at 0015: keeps row 1 as the baseline with its checksum, drops 2 to 15, then runs 0016 to 0018 and every repeatable file', async () => {
     const code = new CodeRoot(FOLDED);
@@ -312,7 +330,11 @@ describe(`a database migrated before the fold of 0001 to 0015 into one baseline 
           'start it once with a release whose migrations reach 0015 (git commit 72b8834), then with this one',
       ),
     );
-    expect((await columns(handle!)).map((column) => (column as { column_name: string }).column_name)).toEqual(['version', 'name', 'applied_at']);
+    expect((await columns(handle!)).map((column) => (column as { column_name: string }).column_name)).toEqual([
+      'version',
+      'name',
+      'applied_at',
+    ]);
     expect(await query(handle!, 'SELECT count(*)::int AS n FROM schema_migrations')).toEqual([{ n: 12 }]);
     expect(await query(handle!, "SELECT to_regclass('schema_repeatables') IS NULL AS absent")).toEqual([{ absent: true }]);
   });

@@ -64,7 +64,13 @@ async function customer(registerOn: ServerProcess, openOn: ServerProcess, initia
   return { token: registered.body.access_token, userId: registered.body.user.id, account: opened.body };
 }
 
-function transfer(on: ServerProcess, from: Customer, to: Customer, amount: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+function transfer(
+  on: ServerProcess,
+  from: Customer,
+  to: Customer,
+  amount: string,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer> {
   return http(on.url, 'POST', '/transactions/transfer', {
     token: from.token,
     body: { from_account: from.account.account_number, to_account: to.account.account_number, amount },
@@ -141,7 +147,9 @@ describe('three server processes on one PostgreSQL database', () => {
 
     expect(await balanceOf(sender.account)).toBe('0');
     expect(await balanceOf(receiver.account)).toBe('100000');
-    const { rows } = await db.query("SELECT count(*)::int AS n FROM transactions WHERE type = 'transfer' AND from_account_id = $1", [sender.account.id]);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM transactions WHERE type = 'transfer' AND from_account_id = $1", [
+      sender.account.id,
+    ]);
     expect(rows[0].n).toBe(10);
     // Each instance sees the same account state.
     for (const server of servers) {

@@ -82,8 +82,10 @@ describe.skipIf(process.env.TEST_DB === 'postgres')('the OpenAPI document and th
         .filter(({ path }) => !PUBLIC_PATHS.some((p) => path === p || path.startsWith(`${p}/`)))
         .filter(({ operation }) => {
           const security: unknown[] = operation.security ?? [];
-          return !security.some((s) => JSON.stringify(s) === JSON.stringify({ bearerAuth: [] })) ||
-            !security.some((s) => JSON.stringify(s) === JSON.stringify({ oauth2: [] }));
+          return (
+            !security.some((s) => JSON.stringify(s) === JSON.stringify({ bearerAuth: [] })) ||
+            !security.some((s) => JSON.stringify(s) === JSON.stringify({ oauth2: [] }))
+          );
         })
         .map(where);
       expect(missing, 'operations without both { bearerAuth: [] } and { oauth2: [] } in security').toEqual([]);
@@ -193,7 +195,10 @@ describe.skipIf(process.env.TEST_DB === 'postgres')('the OpenAPI document and th
       for (const name of ['img-src', 'script-src']) {
         const sources = directives.get(name);
         expect(sources, `${name} in ${csp}`).toBeDefined();
-        expect(sources!.filter((s) => !local(s)), `${name} allows another host: ${csp}`).toEqual([]);
+        expect(
+          sources!.filter((s) => !local(s)),
+          `${name} allows another host: ${csp}`,
+        ).toEqual([]);
       }
     });
   });

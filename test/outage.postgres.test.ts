@@ -111,7 +111,10 @@ describe('the database crashes under a running server', () => {
       body: { name: 'After Outage', email: 'after-outage@bank.test', password: 'password-after', role: 'customer' },
     });
     expect(registered.status, registered.text).toBe(201);
-    const opened = await http(server.url, 'POST', `/accounts/?user_id=${registered.body.user.id}`, { token, body: { initial_deposit: '10.00' } });
+    const opened = await http(server.url, 'POST', `/accounts/?user_id=${registered.body.user.id}`, {
+      token,
+      body: { initial_deposit: '10.00' },
+    });
     expect(opened.status, opened.text).toBe(201);
     const report = await http(server.url, 'GET', '/reports/reconciliation', { token });
     expect(report.status, report.text).toBe(200);

@@ -25,7 +25,12 @@ let dave: Customer;
 
 beforeAll(async () => {
   bank = await testApp({ RATE_LIMIT_TRANSFERS_PER_MINUTE: '100000', RISK_VELOCITY_COUNT: '100000' });
-  [alice, bob, carol, dave] = await Promise.all([bank.customer('1000.00'), bank.customer('1000.00'), bank.customer('1000.00'), bank.customer()]);
+  [alice, bob, carol, dave] = await Promise.all([
+    bank.customer('1000.00'),
+    bank.customer('1000.00'),
+    bank.customer('1000.00'),
+    bank.customer(),
+  ]);
 });
 
 const TRANSFER_BATCH = `SELECT * FROM transfer_batch($1::jsonb,
@@ -66,7 +71,9 @@ describe(`transfer_batch's plans as the tables grow (${engine})`, () => {
       // The plan is made here, on this connection, while the tables hold only what beforeAll wrote, and
       // analysed, as autovacuum does early in a database's life.
       await session.script('ANALYZE');
-      expect(await transferBatch(session, alice, bob, 'plan-made')).toEqual([expect.objectContaining({ id: expect.any(String), problem: null })]);
+      expect(await transferBatch(session, alice, bob, 'plan-made')).toEqual([
+        expect.objectContaining({ id: expect.any(String), problem: null }),
+      ]);
 
       // Others' rows, many of each kind that the statement reads: users with sessions and access tokens,
       // stored keys, and transfers between two other accounts (each through the daily_outflows trigger).
@@ -97,12 +104,15 @@ describe(`transfer_batch's plans as the tables grow (${engine})`, () => {
       await session.script('BEGIN');
       try {
         const before = await reads();
-        expect(await transferBatch(session, alice, bob, 'after-growth')).toEqual([expect.objectContaining({ id: expect.any(String), problem: null })]);
+        expect(await transferBatch(session, alice, bob, 'after-growth')).toEqual([
+          expect.objectContaining({ id: expect.any(String), problem: null }),
+        ]);
         const after = await reads();
         expect(after.size).toBe(7);
         // A few reads per row the transfer touches (an account is found by its number, locked by its id,
         // read by the foreign keys' checks and updated), never the thousands behind them.
-        for (const [table, rows] of after) expect(rows - (before.get(table) ?? 0), `rows of ${table} read by the transfer`).toBeLessThan(50);
+        for (const [table, rows] of after)
+          expect(rows - (before.get(table) ?? 0), `rows of ${table} read by the transfer`).toBeLessThan(50);
       } finally {
         await session.script('ROLLBACK');
       }
@@ -112,27 +122,30 @@ describe(`transfer_batch's plans as the tables grow (${engine})`, () => {
   // PostgreSQL compiles (JIT) every execution of a statement whose plan's estimated cost passes
   // jit_above_cost, 10 to 20 ms a time; cached plans' costs grow with the tables (the bug: transfers on a
   // connection opened later in a server's life ran 5 to 10 times slower). PGlite has no JIT.
-  it.runIf(engine === 'postgres')('never compiles a statement of a transfer to machine code (JIT), however costly its plan looks', async () => {
-    const client = new pg.Client({ connectionString: bank.database.url });
-    await client.connect();
-    try {
-      // The plans of the statements transfer_batch runs, and of those they run (foreign keys, triggers).
-      const plans: string[] = [];
-      client.on('notice', (notice) => {
-        if (notice.where?.includes('transfer_batch(')) plans.push(notice.message ?? '');
-      });
-      expect((await client.query<{ available: boolean }>('SELECT pg_jit_available() AS available')).rows[0]!.available).toBe(true);
-      // Every statement JIT-worthy, and each one's plan reported to this client.
-      await client.query(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+  it.runIf(engine === 'postgres')(
+    'never compiles a statement of a transfer to machine code (JIT), however costly its plan looks',
+    async () => {
+      const client = new pg.Client({ connectionString: bank.database.url });
+      await client.connect();
+      try {
+        // The plans of the statements transfer_batch runs, and of those they run (foreign keys, triggers).
+        const plans: string[] = [];
+        client.on('notice', (notice) => {
+          if (notice.where?.includes('transfer_batch(')) plans.push(notice.message ?? '');
+        });
+        expect((await client.query<{ available: boolean }>('SELECT pg_jit_available() AS available')).rows[0]!.available).toBe(true);
+        // Every statement JIT-worthy, and each one's plan reported to this client.
+        await client.query(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
         SET client_min_messages = log; SET jit = on; SET jit_above_cost = 0`);
-      const { rows } = await client.query(TRANSFER_BATCH, transferArguments(alice, bob, 'no-jit'));
-      expect(rows).toEqual([expect.objectContaining({ id: expect.any(String), problem: null })]);
-      expect(plans.filter((plan) => /INSERT INTO (transactions|journal_entries|audit_log|idempotency_keys)/.test(plan))).toHaveLength(4);
-      expect(plans.filter((plan) => /\bJIT:/.test(plan)).map((plan) => plan.slice(0, 200))).toEqual([]);
-    } finally {
-      await client.end();
-    }
-  });
+        const { rows } = await client.query(TRANSFER_BATCH, transferArguments(alice, bob, 'no-jit'));
+        expect(rows).toEqual([expect.objectContaining({ id: expect.any(String), problem: null })]);
+        expect(plans.filter((plan) => /INSERT INTO (transactions|journal_entries|audit_log|idempotency_keys)/.test(plan))).toHaveLength(4);
+        expect(plans.filter((plan) => /\bJIT:/.test(plan)).map((plan) => plan.slice(0, 200))).toEqual([]);
+      } finally {
+        await client.end();
+      }
+    },
+  );
 });
 
 /**
@@ -222,20 +235,31 @@ interface PlannedCall {
 }
 
 const CALLS: Record<string, PlannedCall> = {
-  active_access_tokens: { call: (c) => `SELECT * FROM active_access_tokens(ARRAY['${c.jti}']::uuid[])`, tables: ['access_tokens', 'sessions', 'users'] },
+  active_access_tokens: {
+    call: (c) => `SELECT * FROM active_access_tokens(ARRAY['${c.jti}']::uuid[])`,
+    tables: ['access_tokens', 'sessions', 'users'],
+  },
   // A key stored, and a new one (the common case): a probe that misses must not look at every key.
   idempotency_stored: {
-    call: (c) => `SELECT * FROM idempotency_stored(ARRAY['${c.user}', '${c.user}']::uuid[], ARRAY['POST /transactions/transfer', 'POST /transactions/transfer'],
+    call: (
+      c,
+    ) => `SELECT * FROM idempotency_stored(ARRAY['${c.user}', '${c.user}']::uuid[], ARRAY['POST /transactions/transfer', 'POST /transactions/transfer'],
                     ARRAY['stored', 'new'])`,
     tables: ['idempotency_keys'],
   },
-  transfer_lock_accounts: { call: (c) => `SELECT * FROM transfer_lock_accounts(ARRAY['${c.checkingNumber}', '${c.savingsNumber}', '0000000000'])`, tables: ['accounts'] },
+  transfer_lock_accounts: {
+    call: (c) => `SELECT * FROM transfer_lock_accounts(ARRAY['${c.checkingNumber}', '${c.savingsNumber}', '0000000000'])`,
+    tables: ['accounts'],
+  },
   transfer_sender_history: {
     call: (c) => `SELECT * FROM transfer_sender_history(ARRAY['${c.checking}', '${c.savings}']::uuid[], ARRAY[1], ARRAY[2], current_date,
                     now() - interval '1 hour', 5)`,
     tables: ['daily_outflows', 'transactions'],
   },
-  transfers_as_created: { call: (c) => `SELECT * FROM transfers_as_created(ARRAY['${c.transfer}']::uuid[])`, tables: ['transactions', 'accounts'] },
+  transfers_as_created: {
+    call: (c) => `SELECT * FROM transfers_as_created(ARRAY['${c.transfer}']::uuid[])`,
+    tables: ['transactions', 'accounts'],
+  },
   ledger_post: {
     call: (c) => `SELECT ledger_post(ARRAY['${c.transfer}']::uuid[], ARRAY[NULL]::uuid[], ARRAY[0]::bigint[], ARRAY[1, 1],
                     ARRAY['${CASH}', '${c.checking}']::uuid[], ARRAY[-1, 1]::bigint[], now())`,
@@ -247,7 +271,10 @@ const CALLS: Record<string, PlannedCall> = {
  * A fresh database holding the first customer's rows, analysed, the function planned over them on the
  * one connection used, and then the others' rows and the second customer's.
  */
-async function withPlannedDatabase(call: (c: Seeded) => string, fn: (session: Session, url: string | undefined) => Promise<void>): Promise<void> {
+async function withPlannedDatabase(
+  call: (c: Seeded) => string,
+  fn: (session: Session, url: string | undefined) => Promise<void>,
+): Promise<void> {
   const database = await createTestDatabase({ poolSize: 1 });
   try {
     await database.handle.withSession(async (session) => {
@@ -267,7 +294,10 @@ async function rowsRead(session: Session, sql: string, tables: string[]): Promis
   const counts = async () =>
     new Map(
       (
-        await session.query<TableReads>(`SELECT relname, seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = ANY ($1)`, [tables])
+        await session.query<TableReads>(
+          `SELECT relname, seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = ANY ($1)`,
+          [tables],
+        )
       ).map((table) => [table.relname, Number(table.seq_tup_read) + Number(table.idx_tup_fetch)]),
     );
   await session.script('BEGIN');
@@ -292,12 +322,14 @@ describe(`each function's planner settings (${engine})`, () => {
         ),
       );
       const byKey = ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'jit=off'];
-      expect(settings).toEqual([
-        ...Object.keys(CALLS)
-          .sort()
-          .map((proname) => ({ proname, proconfig: byKey })),
-        { proname: 'transfer_batch', proconfig: ['jit=off'] },
-      ].sort((a, b) => a.proname.localeCompare(b.proname)));
+      expect(settings).toEqual(
+        [
+          ...Object.keys(CALLS)
+            .sort()
+            .map((proname) => ({ proname, proconfig: byKey })),
+          { proname: 'transfer_batch', proconfig: ['jit=off'] },
+        ].sort((a, b) => a.proname.localeCompare(b.proname)),
+      );
     } finally {
       await database.drop();
     }
@@ -320,29 +352,38 @@ describe(`each function's planner settings (${engine})`, () => {
   // jit off: PostgreSQL compiles every execution of a plan whose estimated cost passes jit_above_cost,
   // 10 to 20 ms a time, and a generic plan's estimate grows with the tables it was made over.
   it.runIf(engine === 'postgres')('plans each function once per connection, generically, and never compiles it (JIT)', async () => {
-    await withPlannedDatabase(() => 'SELECT 1', async (_session, url) => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        const plans: { where: string; plan: string }[] = [];
-        client.on('notice', (notice) => plans.push({ where: notice.where ?? '', plan: notice.message ?? '' }));
-        await client.query(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+    await withPlannedDatabase(
+      () => 'SELECT 1',
+      async (_session, url) => {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          const plans: { where: string; plan: string }[] = [];
+          client.on('notice', (notice) => plans.push({ where: notice.where ?? '', plan: notice.message ?? '' }));
+          await client.query(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
           SET auto_explain.log_verbose = on; SET client_min_messages = log; SET jit = on; SET jit_above_cost = 0`);
-        for (const [name, { call }] of Object.entries(CALLS)) {
-          plans.length = 0;
-          await client.query('BEGIN');
-          await client.query(call(SECOND));
-          await client.query('ROLLBACK');
-          const inside = plans.filter((plan) => plan.where.includes(`${name}(`));
-          expect(inside.length, `plans logged inside ${name}`).toBeGreaterThan(0);
-          expect(inside.filter((plan) => /\bJIT:/.test(plan.plan)).map((plan) => plan.plan.slice(0, 200)), `JIT in ${name}`).toEqual([]);
-          // The function's own statements, not the foreign keys' checks that PostgreSQL runs for them.
-          const own = inside.filter((plan) => !/Query Text: SELECT 1 FROM ONLY/.test(plan.plan));
-          expect(own.filter((plan) => !/\$\d/.test(plan.plan)).map((plan) => plan.plan.slice(0, 300)), `custom plans in ${name}`).toEqual([]);
+          for (const [name, { call }] of Object.entries(CALLS)) {
+            plans.length = 0;
+            await client.query('BEGIN');
+            await client.query(call(SECOND));
+            await client.query('ROLLBACK');
+            const inside = plans.filter((plan) => plan.where.includes(`${name}(`));
+            expect(inside.length, `plans logged inside ${name}`).toBeGreaterThan(0);
+            expect(
+              inside.filter((plan) => /\bJIT:/.test(plan.plan)).map((plan) => plan.plan.slice(0, 200)),
+              `JIT in ${name}`,
+            ).toEqual([]);
+            // The function's own statements, not the foreign keys' checks that PostgreSQL runs for them.
+            const own = inside.filter((plan) => !/Query Text: SELECT 1 FROM ONLY/.test(plan.plan));
+            expect(
+              own.filter((plan) => !/\$\d/.test(plan.plan)).map((plan) => plan.plan.slice(0, 300)),
+              `custom plans in ${name}`,
+            ).toEqual([]);
+          }
+        } finally {
+          await client.end();
         }
-      } finally {
-        await client.end();
-      }
-    });
+      },
+    );
   });
 });

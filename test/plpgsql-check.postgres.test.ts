@@ -26,7 +26,8 @@ beforeAll(async () => {
     session.query<{ found: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'plpgsql_check') AS found`),
   );
   available = row!.found;
-  if (!available && process.env.CI === 'true') throw new Error('plpgsql_check is not installed (apt-get install postgresql-15-plpgsql-check) and CI=true');
+  if (!available && process.env.CI === 'true')
+    throw new Error('plpgsql_check is not installed (apt-get install postgresql-15-plpgsql-check) and CI=true');
   if (!available) console.warn('\n*** plpgsql_check is not installed: the PL/pgSQL check is SKIPPED ***\n');
   if (available) await database.handle.withSession((session) => session.script('CREATE EXTENSION IF NOT EXISTS plpgsql_check'));
 });

@@ -25,7 +25,9 @@ describe('postingInstant', () => {
     expect(postingInstant(now, [])).toEqual(now);
     expect(postingInstant(now, [{ last_posted_at: null }, { last_posted_at: new Date('2030-12-31T23:59:59.999Z') }])).toEqual(now);
     const later = new Date('2031-01-01T00:00:00.002Z');
-    expect(postingInstant(now, [{ last_posted_at: new Date('2031-01-01T00:00:00.001Z') }, { last_posted_at: later }, { last_posted_at: null }])).toEqual(later);
+    expect(
+      postingInstant(now, [{ last_posted_at: new Date('2031-01-01T00:00:00.001Z') }, { last_posted_at: later }, { last_posted_at: null }]),
+    ).toEqual(later);
   });
 });
 
@@ -46,8 +48,10 @@ describe('one clock for every posting', () => {
   const transaction = async (id: string) => (await bank.admin.get(`/transactions/${id}`)).data;
   const lastPostedAt = async (accountId: string) =>
     (await db().selectFrom('accounts').select('last_posted_at').where('id', '=', accountId).executeTakeFirstOrThrow()).last_posted_at;
-  const deposit = async (customer: Customer, amount: string) => created(await bank.admin.post(`/accounts/${customer.account.id}/deposit`, { amount }));
-  const withdraw = async (customer: Customer, amount: string) => created(await bank.admin.post(`/accounts/${customer.account.id}/withdraw`, { amount }));
+  const deposit = async (customer: Customer, amount: string) =>
+    created(await bank.admin.post(`/accounts/${customer.account.id}/deposit`, { amount }));
+  const withdraw = async (customer: Customer, amount: string) =>
+    created(await bank.admin.post(`/accounts/${customer.account.id}/withdraw`, { amount }));
 
   beforeAll(async () => {
     bank = await testApp(REVIEW_AT_500_ONLY);
@@ -147,7 +151,12 @@ describe('one clock for every posting', () => {
         .where('id', 'in', accountIds)
         .orderBy('id')
         .execute(),
-      entries: (await db().selectFrom('journal_entries').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n,
+      entries: (
+        await db()
+          .selectFrom('journal_entries')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
     });
     const refusal = async (query: ReturnType<typeof sql>): Promise<Error> => {
       const error = await query.execute(db()).then(
@@ -187,7 +196,9 @@ describe('one clock for every posting', () => {
       expect(hold.message).toContain(erin.account.id);
 
       expect(await snapshot([erin.account.id, frank.account.id])).toEqual(before);
-      expect(before.accounts.find((account) => account.id === erin.account.id)?.last_posted_at).toEqual(new Date('2031-06-06T06:06:06.606Z'));
+      expect(before.accounts.find((account) => account.id === erin.account.id)?.last_posted_at).toEqual(
+        new Date('2031-06-06T06:06:06.606Z'),
+      );
       expect(before.accounts.find((account) => account.id === frank.account.id)?.last_posted_at).toBeNull();
     });
   });
@@ -206,13 +217,24 @@ describe('reviews of held transfers, by the clock', () => {
   afterEach(() => bank.clock.reset());
 
   const hold = async (from: Customer, to: Customer, amount: string): Promise<Record<string, any>> => {
-    const held = created(await from.post('/transactions/transfer', { from_account: from.account.account_number, to_account: to.account.account_number, amount }));
+    const held = created(
+      await from.post('/transactions/transfer', {
+        from_account: from.account.account_number,
+        to_account: to.account.account_number,
+        amount,
+      }),
+    );
     expect(held.status).toBe('pending_review');
     return held;
   };
 
   it('approves at the clock’s instant: reviewed_at and the entries’ posted_at; rejects at it too', async () => {
-    const [alice, bob, carol, dave] = [await bank.customer('1000.00'), await bank.customer(), await bank.customer('1000.00'), await bank.customer()];
+    const [alice, bob, carol, dave] = [
+      await bank.customer('1000.00'),
+      await bank.customer(),
+      await bank.customer('1000.00'),
+      await bank.customer(),
+    ];
     const approving = await hold(alice, bob, '600.00');
     const rejecting = await hold(carol, dave, '700.00');
 
@@ -221,13 +243,19 @@ describe('reviews of held transfers, by the clock', () => {
     expect(approved.statusCode, approved.body).toBe(200);
     expect(approved.data).toMatchObject({ status: 'completed', created_at: approving.created_at, reviewed_at: '2031-07-07T07:07:07.077Z' });
     const entries = (await bank.admin.get(`/accounts/${bob.account.id}/statement?from=2031-07-01&to=2031-07-31`)).data.entries;
-    expect(entries).toEqual([expect.objectContaining({ transaction_id: approving.id, posted_at: '2031-07-07T07:07:07.077Z', balance_after: '600.00' })]);
+    expect(entries).toEqual([
+      expect.objectContaining({ transaction_id: approving.id, posted_at: '2031-07-07T07:07:07.077Z', balance_after: '600.00' }),
+    ]);
 
     bank.clock.set('2031-07-08T08:08:08.088Z');
     const rejected = await bank.admin.post(`/transactions/${rejecting.id}/reject`, { reason: 'looks like fraud' });
     expect(rejected.statusCode, rejected.body).toBe(200);
     expect(rejected.data).toMatchObject({ status: 'rejected', reviewed_at: '2031-07-08T08:08:08.088Z' });
-    const carolsAccount = await bank.database.handle.db.selectFrom('accounts').select(['held', 'last_posted_at']).where('id', '=', carol.account.id).executeTakeFirstOrThrow();
+    const carolsAccount = await bank.database.handle.db
+      .selectFrom('accounts')
+      .select(['held', 'last_posted_at'])
+      .where('id', '=', carol.account.id)
+      .executeTakeFirstOrThrow();
     expect(carolsAccount).toEqual({ held: 0n, last_posted_at: new Date('2031-07-08T08:08:08.088Z') });
   });
 });

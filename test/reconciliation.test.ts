@@ -18,9 +18,33 @@ async function busyBank(): Promise<{ bank: TestApp; customers: Customer[] }> {
   const ok = (status: number) => expect(status).toBe(201);
   ok((await bank.admin.post(`/accounts/${carol.account.id}/deposit`, { amount: '99.99' })).statusCode);
   ok((await bank.admin.post(`/accounts/${alice.account.id}/withdraw`, { amount: '100.50' })).statusCode);
-  ok((await alice.post('/transactions/transfer', { from_account: alice.account.account_number, to_account: bob.account.account_number, amount: '200.01' })).statusCode);
-  ok((await bob.post('/transactions/transfer', { from_account: bob.account.account_number, to_account: carol.account.account_number, amount: '50' })).statusCode);
-  ok((await carol.post('/transactions/transfer', { from_account: carol.account.account_number, to_account: alice.account.account_number, amount: 0.99 })).statusCode);
+  ok(
+    (
+      await alice.post('/transactions/transfer', {
+        from_account: alice.account.account_number,
+        to_account: bob.account.account_number,
+        amount: '200.01',
+      })
+    ).statusCode,
+  );
+  ok(
+    (
+      await bob.post('/transactions/transfer', {
+        from_account: bob.account.account_number,
+        to_account: carol.account.account_number,
+        amount: '50',
+      })
+    ).statusCode,
+  );
+  ok(
+    (
+      await carol.post('/transactions/transfer', {
+        from_account: carol.account.account_number,
+        to_account: alice.account.account_number,
+        amount: 0.99,
+      })
+    ).statusCode,
+  );
   return { bank, customers: [alice, bob, carol] };
 }
 

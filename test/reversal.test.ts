@@ -22,7 +22,8 @@ describe('POST /transactions/{id}/reverse', () => {
   const reverse = (id: string, body: unknown = { reason: 'customer complaint' }, headers?: Record<string, string>) =>
     bank.admin.post(`/transactions/${id}/reverse`, body, headers);
   const balance = async (customer: Customer) => (await bank.admin.get(`/accounts/${customer.account.id}`)).data.balance as string;
-  const available = async (customer: Customer) => (await bank.admin.get(`/accounts/${customer.account.id}`)).data.available_balance as string;
+  const available = async (customer: Customer) =>
+    (await bank.admin.get(`/accounts/${customer.account.id}`)).data.available_balance as string;
   const transaction = async (id: string) => (await bank.admin.get(`/transactions/${id}`)).data;
   const reversalsOf = async (id: string) =>
     bank.database.handle.db.selectFrom('transactions').select(['id', 'type']).where('reverses_id', '=', id).execute();
@@ -86,7 +87,13 @@ describe('POST /transactions/{id}/reverse', () => {
       expect(deposit.statusCode).toBe(201);
       const response = await reverse(deposit.data.id, { reason: 'counterfeit notes' });
       expect(response.statusCode, response.body).toBe(201);
-      expect(response.data).toMatchObject({ type: 'reversal', amount: '20.00', from_account: carol.account.account_number, to_account: null, reverses: deposit.data.id });
+      expect(response.data).toMatchObject({
+        type: 'reversal',
+        amount: '20.00',
+        from_account: carol.account.account_number,
+        to_account: null,
+        reverses: deposit.data.id,
+      });
       expect(await balance(carol)).toBe('10.00');
       expect((await transaction(deposit.data.id)).reversed_by).toBe(response.data.id);
     });
@@ -97,7 +104,13 @@ describe('POST /transactions/{id}/reverse', () => {
       expect(withdrawal.statusCode).toBe(201);
       const response = await reverse(withdrawal.data.id, { reason: 'cash not paid out' });
       expect(response.statusCode, response.body).toBe(201);
-      expect(response.data).toMatchObject({ type: 'reversal', amount: '7.50', from_account: null, to_account: carol.account.account_number, reverses: withdrawal.data.id });
+      expect(response.data).toMatchObject({
+        type: 'reversal',
+        amount: '7.50',
+        from_account: null,
+        to_account: carol.account.account_number,
+        reverses: withdrawal.data.id,
+      });
       expect(await balance(carol)).toBe('10.00');
     });
 
@@ -297,7 +310,9 @@ describe('POST /transactions/{id}/reverse', () => {
       const alice = await bank.customer('100.00');
       const bob = await bank.customer('100.00');
       const id = await transfer(alice, bob, '20.00');
-      const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => reverse(id, { reason: `race ${i}` }, { 'idempotency-key': `race-${i}-${id}` })));
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => reverse(id, { reason: `race ${i}` }, { 'idempotency-key': `race-${i}-${id}` })),
+      );
       const statuses = responses.map((r) => r.statusCode).sort();
       expect(statuses, responses.map((r) => r.body).join('\n')).toEqual([201, ...Array(19).fill(409)]);
       for (const r of responses.filter((r) => r.statusCode === 409)) expect(r.data.code).toBe('already_reversed');
@@ -319,8 +334,19 @@ describe('POST /transactions/{id}/reverse', () => {
     for (const reader of [bank.admin, auditor]) {
       const entries = (await reader.get(`/audit-logs?action=transaction.reversed&target_id=${id}`)).data.items;
       expect(entries).toHaveLength(1);
-      expect(entries[0]).toMatchObject({ actor_id: adminId, actor_role: 'admin', action: 'transaction.reversed', target_type: 'transaction', target_id: id });
-      expect(entries[0].details).toMatchObject({ reversal_id: reversal.data.id, amount: '12.34', reason: 'duplicate payment', type: 'transfer' });
+      expect(entries[0]).toMatchObject({
+        actor_id: adminId,
+        actor_role: 'admin',
+        action: 'transaction.reversed',
+        target_type: 'transaction',
+        target_id: id,
+      });
+      expect(entries[0].details).toMatchObject({
+        reversal_id: reversal.data.id,
+        amount: '12.34',
+        reason: 'duplicate payment',
+        type: 'transfer',
+      });
     }
   });
 

@@ -73,9 +73,7 @@ async function reviewReasons(transfer: TransferFacts, sender: SenderHistory, set
     ${transfer.senderOpenedAt}::timestamptz, ${transfer.now}::timestamptz, ${sender.paidReceiverBefore}, ${sender.recentTransfers}::bigint,
     ${settings.reviewThreshold.toString()}::bigint, ${settings.riskNewPayeeAmount.toString()}::bigint,
     ${settings.riskNewAccountAmount.toString()}::bigint, ${settings.riskNewAccountHours}::integer, ${settings.riskVelocityCount}::integer,
-    ${settings.riskVelocityMinutes}::integer) AS reasons`.execute(
-    database.handle.db,
-  );
+    ${settings.riskVelocityMinutes}::integer) AS reasons`.execute(database.handle.db);
   return rows[0]!.reasons;
 }
 
@@ -116,7 +114,9 @@ describe('new_payee (RISK_NEW_PAYEE_AMOUNT)', () => {
 
   it('is off at 0, whatever the amount', async () => {
     expect(await reviewReasons(facts({ amount: 99_999_999_999_999n }), history({ paidReceiverBefore: false }), only({}))).toEqual([]);
-    expect(await reviewReasons(facts({ amount: 1n }), history({ paidReceiverBefore: false }), only({ riskNewPayeeAmount: 0n }))).toEqual([]);
+    expect(await reviewReasons(facts({ amount: 1n }), history({ paidReceiverBefore: false }), only({ riskNewPayeeAmount: 0n }))).toEqual(
+      [],
+    );
   });
 });
 
@@ -133,14 +133,18 @@ describe('new_account (RISK_NEW_ACCOUNT_AMOUNT, RISK_NEW_ACCOUNT_HOURS)', () => 
   });
 
   it('flags up to the last millisecond of the window, and not at or after its end', async () => {
-    expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: openedAgo(24 * HOUR - 1) }), history(), settings)).toEqual(['new_account']);
+    expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: openedAgo(24 * HOUR - 1) }), history(), settings)).toEqual([
+      'new_account',
+    ]);
     expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: openedAgo(24 * HOUR) }), history(), settings)).toEqual([]);
     expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: openedAgo(25 * HOUR) }), history(), settings)).toEqual([]);
   });
 
   it('uses RISK_NEW_ACCOUNT_HOURS for the window', async () => {
     const oneHour = only({ riskNewAccountAmount: 200_000n, riskNewAccountHours: 1 });
-    expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: openedAgo(59 * 60_000) }), history(), oneHour)).toEqual(['new_account']);
+    expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: openedAgo(59 * 60_000) }), history(), oneHour)).toEqual([
+      'new_account',
+    ]);
     expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: openedAgo(61 * 60_000) }), history(), oneHour)).toEqual([]);
   });
 
@@ -168,8 +172,12 @@ describe('velocity (RISK_VELOCITY_COUNT, RISK_VELOCITY_MINUTES)', () => {
   });
 
   it('is off when the count is 0 or the minutes are 0', async () => {
-    expect(await reviewReasons(facts(), history({ recentTransfers: 1_000_000 }), only({ riskVelocityCount: 0, riskVelocityMinutes: 60 }))).toEqual([]);
-    expect(await reviewReasons(facts(), history({ recentTransfers: 1_000_000 }), only({ riskVelocityCount: 20, riskVelocityMinutes: 0 }))).toEqual([]);
+    expect(
+      await reviewReasons(facts(), history({ recentTransfers: 1_000_000 }), only({ riskVelocityCount: 0, riskVelocityMinutes: 60 })),
+    ).toEqual([]);
+    expect(
+      await reviewReasons(facts(), history({ recentTransfers: 1_000_000 }), only({ riskVelocityCount: 20, riskVelocityMinutes: 0 })),
+    ).toEqual([]);
   });
 });
 
@@ -188,12 +196,14 @@ describe(`transfer_review_reasons, all rules together (${engine})`, () => {
 
   it('keeps that order for any subset of reasons', async () => {
     // new_payee and velocity, not the threshold nor a new account.
-    expect(await reviewReasons(facts({ amount: 500_000n }), history({ paidReceiverBefore: false, recentTransfers: 20 }), allRules)).toEqual([
-      'new_payee',
-      'velocity',
-    ]);
+    expect(await reviewReasons(facts({ amount: 500_000n }), history({ paidReceiverBefore: false, recentTransfers: 20 }), allRules)).toEqual(
+      ['new_payee', 'velocity'],
+    );
     // amount_threshold and new_account only.
-    expect(await reviewReasons(facts({ amount: 1_000_000n, senderOpenedAt: young }), history(), allRules)).toEqual(['amount_threshold', 'new_account']);
+    expect(await reviewReasons(facts({ amount: 1_000_000n, senderOpenedAt: young }), history(), allRules)).toEqual([
+      'amount_threshold',
+      'new_account',
+    ]);
     // new_account and velocity.
     expect(await reviewReasons(facts({ amount: 200_000n, senderOpenedAt: young }), history({ recentTransfers: 25 }), allRules)).toEqual([
       'new_account',
@@ -203,9 +213,15 @@ describe(`transfer_review_reasons, all rules together (${engine})`, () => {
 
   it('is empty when every rule passes, one cent below each threshold', async () => {
     expect(
-      await reviewReasons(facts({ amount: 199_999n, senderOpenedAt: young }), history({ paidReceiverBefore: false, recentTransfers: 19 }), allRules),
+      await reviewReasons(
+        facts({ amount: 199_999n, senderOpenedAt: young }),
+        history({ paidReceiverBefore: false, recentTransfers: 19 }),
+        allRules,
+      ),
     ).toEqual([]);
-    expect(await reviewReasons(facts({ amount: 999_999n }), history({ paidReceiverBefore: true, recentTransfers: 19 }), allRules)).toEqual([]);
+    expect(await reviewReasons(facts({ amount: 999_999n }), history({ paidReceiverBefore: true, recentTransfers: 19 }), allRules)).toEqual(
+      [],
+    );
   });
 
   it('drops the reasons whose rules are turned off by 0 in the configuration', async () => {
@@ -239,9 +255,9 @@ describe(`transfer_review_reasons, all rules together (${engine})`, () => {
   });
 
   it('is a pure function of its arguments: declared IMMUTABLE, so the same facts always give the same answer', async () => {
-    const { rows } = await sql<{ volatility: string }>`SELECT provolatile AS volatility FROM pg_proc WHERE proname = 'transfer_review_reasons'`.execute(
-      database.handle.db,
-    );
+    const { rows } = await sql<{
+      volatility: string;
+    }>`SELECT provolatile AS volatility FROM pg_proc WHERE proname = 'transfer_review_reasons'`.execute(database.handle.db);
     expect(rows).toEqual([{ volatility: 'i' }]);
     const f = facts({ amount: 1_000_000n, senderOpenedAt: young });
     const h = history({ paidReceiverBefore: false, recentTransfers: 20 });

@@ -51,7 +51,13 @@ function expectProblem(response: Response, status: number, code: string): void {
 
 function expectPending(response: Response, reasons: string[]): string {
   expect(response.statusCode, response.body).toBe(201);
-  expect(response.data).toMatchObject({ type: 'transfer', status: 'pending_review', review_reasons: reasons, reviewed_by: null, reviewed_at: null });
+  expect(response.data).toMatchObject({
+    type: 'transfer',
+    status: 'pending_review',
+    review_reasons: reasons,
+    reviewed_by: null,
+    reviewed_at: null,
+  });
   return response.data.id as string;
 }
 
@@ -73,7 +79,12 @@ async function money(bank: TestApp, customer: Customer): Promise<[string, string
 }
 
 async function journalOf(bank: TestApp, transactionId: string): Promise<bigint[]> {
-  const rows = await bank.database.handle.db.selectFrom('journal_entries').select('amount').where('transaction_id', '=', transactionId).orderBy('amount').execute();
+  const rows = await bank.database.handle.db
+    .selectFrom('journal_entries')
+    .select('amount')
+    .where('transaction_id', '=', transactionId)
+    .orderBy('amount')
+    .execute();
   return rows.map((row) => row.amount);
 }
 
@@ -171,7 +182,8 @@ describe('amount_threshold and the review of held transfers', () => {
       const alice = await bank.customer('2000.00');
       const bob = await bank.customer();
       const ids: string[] = [];
-      for (const amount of ['101.00', '102.00', '103.00', '104.00', '105.00']) ids.push(expectPending(await send(alice, bob, amount), ['amount_threshold']));
+      for (const amount of ['101.00', '102.00', '103.00', '104.00', '105.00'])
+        ids.push(expectPending(await send(alice, bob, amount), ['amount_threshold']));
       const completed = expectCompleted(await send(alice, bob, '1.00'));
 
       for (const reader of [bank.admin, auditor]) {
@@ -193,11 +205,17 @@ describe('amount_threshold and the review of held transfers', () => {
         expect(seen.every((item) => item.status === 'pending_review')).toBe(true);
         expect(seenIds).not.toContain(completed);
         // Oldest first: by created_at, then id.
-        const sorted = [...seen].sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? -1 : 1) : a.created_at < b.created_at ? -1 : 1));
+        const sorted = [...seen].sort((a, b) =>
+          a.created_at === b.created_at ? (a.id < b.id ? -1 : 1) : a.created_at < b.created_at ? -1 : 1,
+        );
         expect(seenIds).toEqual(sorted.map((item) => item.id));
         expect(seenIds.filter((id) => ids.includes(id))).toEqual(ids);
         // Everything pending in the database, and only that.
-        const pending = await bank.database.handle.db.selectFrom('transactions').select('id').where('status', '=', 'pending_review').execute();
+        const pending = await bank.database.handle.db
+          .selectFrom('transactions')
+          .select('id')
+          .where('status', '=', 'pending_review')
+          .execute();
         expect([...seenIds].sort()).toEqual(pending.map((row) => row.id).sort());
       }
 
@@ -239,7 +257,11 @@ describe('amount_threshold and the review of held transfers', () => {
       expect(await money(bank, alice)).toEqual(['750.00', '750.00']);
       expect(await money(bank, bob)).toEqual(['255.00', '255.00']);
       expect(await journalOf(bank, id)).toEqual([-25000n, 25000n]);
-      expect((await alice.get(`/transactions/${id}`)).data).toMatchObject({ status: 'completed', reviewed_by: adminId, review_note: 'called the customer' });
+      expect((await alice.get(`/transactions/${id}`)).data).toMatchObject({
+        status: 'completed',
+        reviewed_by: adminId,
+        review_note: 'called the customer',
+      });
 
       const audit = await auditEntries(bank, 'transfer.approved', id);
       expect(audit).toHaveLength(1);
@@ -265,7 +287,13 @@ describe('amount_threshold and the review of held transfers', () => {
       expect(await money(bank, alice)).toEqual(['1000.00', '750.00']);
       const rejected = await bank.admin.post(`/transactions/${id}/reject`, { reason: 'looks like fraud' });
       expect(rejected.statusCode, rejected.body).toBe(200);
-      expect(rejected.data).toMatchObject({ id, status: 'rejected', reviewed_by: adminId, review_note: 'looks like fraud', review_reasons: ['amount_threshold'] });
+      expect(rejected.data).toMatchObject({
+        id,
+        status: 'rejected',
+        reviewed_by: adminId,
+        review_note: 'looks like fraud',
+        review_reasons: ['amount_threshold'],
+      });
       expect(rejected.data.reviewed_at).toMatch(ISO_UTC);
       expect(await money(bank, alice)).toEqual(['1000.00', '1000.00']);
       expect(await money(bank, bob)).toEqual(['5.00', '5.00']);
@@ -341,7 +369,11 @@ describe('amount_threshold and the review of held transfers', () => {
         expect(freeze.statusCode, freeze.body).toBe(200);
 
         expectProblem(await bank.admin.post(`/transactions/${id}/approve`, { note: 'go' }), 409, 'account_not_active');
-        expect((await bank.admin.get(`/transactions/${id}`)).data).toMatchObject({ status: 'pending_review', reviewed_by: null, review_note: null });
+        expect((await bank.admin.get(`/transactions/${id}`)).data).toMatchObject({
+          status: 'pending_review',
+          reviewed_by: null,
+          review_note: null,
+        });
         expect(await money(bank, alice)).toEqual(['1000.00', '700.00']);
         expect(await money(bank, bob)).toEqual(['1.00', '1.00']);
         expect(await journalOf(bank, id)).toEqual([]);
@@ -437,7 +469,11 @@ describe('amount_threshold and the review of held transfers', () => {
     const first = expectPending(await send(alice, bob, '100.00'), ['amount_threshold']);
     const second = expectPending(await send(alice, bob, '200.00'), ['amount_threshold']);
     await expectReconciled(bank);
-    const held = await bank.database.handle.db.selectFrom('accounts').select('held').where('id', '=', alice.account.id).executeTakeFirstOrThrow();
+    const held = await bank.database.handle.db
+      .selectFrom('accounts')
+      .select('held')
+      .where('id', '=', alice.account.id)
+      .executeTakeFirstOrThrow();
     expect(held.held).toBe(30000n);
     expect((await bank.admin.post(`/transactions/${first}/approve`, {})).statusCode).toBe(200);
     await expectReconciled(bank);
@@ -508,7 +544,9 @@ describe('new_account', () => {
   });
 
   const age = (customer: Customer, hours: number) =>
-    sql`UPDATE accounts SET created_at = now() - make_interval(hours => ${hours}) WHERE id = ${customer.account.id}`.execute(bank.database.handle.db);
+    sql`UPDATE accounts SET created_at = now() - make_interval(hours => ${hours}) WHERE id = ${customer.account.id}`.execute(
+      bank.database.handle.db,
+    );
 
   it('flags RISK_NEW_ACCOUNT_AMOUNT or more from a fresh account, and lets one cent below complete', async () => {
     const alice = await bank.customer('1000.00');
@@ -606,6 +644,9 @@ describe('several rules at once', () => {
     const id = expectPending(await send(alice, bob, '100.00'), ['amount_threshold', 'new_payee', 'new_account', 'velocity']);
     expect((await bank.admin.get('/transactions/flagged?limit=100')).data.items.map((t: { id: string }) => t.id)).toContain(id);
     const audit = await auditEntries(bank, 'transfer.created', id);
-    expect(audit[0].details).toMatchObject({ status: 'pending_review', review_reasons: ['amount_threshold', 'new_payee', 'new_account', 'velocity'] });
+    expect(audit[0].details).toMatchObject({
+      status: 'pending_review',
+      review_reasons: ['amount_threshold', 'new_payee', 'new_account', 'velocity'],
+    });
   });
 });

@@ -74,8 +74,8 @@ function start(env: Record<string, string>): Started {
   children.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('close', (code, signal) => resolve({ code, signal })),
   );
@@ -151,124 +151,111 @@ describe.skipIf(process.env.TEST_DB === 'postgres')('starting the real server (s
       60_000,
     );
 
-    it(
-      'NODE_ENV=production without JWT_SECRET',
-      async () => {
-        const server = start({ DATA_DIR: tempDataDir(), NODE_ENV: 'production' });
-        const { code } = await withTimeout(server.exited, 30_000, 'exiting');
-        expect(code, server.stderr()).not.toBe(0);
-        expect(code).not.toBeNull();
-        const last = lastNonEmptyLine(server.stderr());
-        expect(last).toMatch(/^Invalid configuration: /);
-        expect(last).toContain('JWT_SECRET');
-      },
-      60_000,
-    );
+    it('NODE_ENV=production without JWT_SECRET', async () => {
+      const server = start({ DATA_DIR: tempDataDir(), NODE_ENV: 'production' });
+      const { code } = await withTimeout(server.exited, 30_000, 'exiting');
+      expect(code, server.stderr()).not.toBe(0);
+      expect(code).not.toBeNull();
+      const last = lastNonEmptyLine(server.stderr());
+      expect(last).toMatch(/^Invalid configuration: /);
+      expect(last).toContain('JWT_SECRET');
+    }, 60_000);
   });
 
-  it(
-    'starts, prints a generated admin password once, serves, stops on SIGTERM, and keeps its secret across a restart',
-    async () => {
-      const dataDir = tempDataDir();
-      const env = { DATA_DIR: dataDir, BCRYPT_COST: '4' };
+  it('starts, prints a generated admin password once, serves, stops on SIGTERM, and keeps its secret across a restart', async () => {
+    const dataDir = tempDataDir();
+    const env = { DATA_DIR: dataDir, BCRYPT_COST: '4' };
 
-      const port = await freePort();
-      const startedAt = performance.now();
-      const first = start({ ...env, PORT: String(port) });
-      expect(await waitForHealth(first, port)).toEqual({ status: 'ok' });
-      console.log(`server-start: the first start answered /health after ${Math.round(performance.now() - startedAt)} ms`);
+    const port = await freePort();
+    const startedAt = performance.now();
+    const first = start({ ...env, PORT: String(port) });
+    expect(await waitForHealth(first, port)).toEqual({ status: 'ok' });
+    console.log(`server-start: the first start answered /health after ${Math.round(performance.now() - startedAt)} ms`);
 
-      const printed = first.stdout().match(/^admin: admin@bank\.local password: \S+$/gm) ?? [];
-      expect(printed, first.stdout()).toHaveLength(1);
-      const password = /^admin: admin@bank\.local password: (\S+)$/m.exec(first.stdout())![1]!;
+    const printed = first.stdout().match(/^admin: admin@bank\.local password: \S+$/gm) ?? [];
+    expect(printed, first.stdout()).toHaveLength(1);
+    const password = /^admin: admin@bank\.local password: (\S+)$/m.exec(first.stdout())![1]!;
 
-      const loggedIn = await login(port, 'admin@bank.local', password);
-      expect(loggedIn.status, `${JSON.stringify(loggedIn.body)}\n${first.stdout()}\n${first.stderr()}`).toBe(200);
-      expect(loggedIn.body.user).toMatchObject({ email: 'admin@bank.local', role: 'admin' });
-      const token = loggedIn.body.access_token as string;
-      expect((await me(port, token)).status).toBe(200);
+    const loggedIn = await login(port, 'admin@bank.local', password);
+    expect(loggedIn.status, `${JSON.stringify(loggedIn.body)}\n${first.stdout()}\n${first.stderr()}`).toBe(200);
+    expect(loggedIn.body.user).toMatchObject({ email: 'admin@bank.local', role: 'admin' });
+    const token = loggedIn.body.access_token as string;
+    expect((await me(port, token)).status).toBe(200);
 
-      const stopped = await stop(first);
-      expect(stopped, first.stderr()).toEqual({ code: 0, signal: null });
+    const stopped = await stop(first);
+    expect(stopped, first.stderr()).toEqual({ code: 0, signal: null });
 
-      // A second start on the same DATA_DIR: the admin exists, the generated JWT secret was kept.
-      const port2 = await freePort();
-      const second = start({ ...env, PORT: String(port2) });
-      expect(await waitForHealth(second, port2)).toEqual({ status: 'ok' });
-      expect(second.stdout()).not.toMatch(/password/);
-      expect(second.stdout()).not.toMatch(/ignored/);
-      const after = await me(port2, token);
-      expect(after.status, `${JSON.stringify(after.body)}\n${second.stdout()}\n${second.stderr()}`).toBe(200);
-      expect(after.body).toMatchObject({ email: 'admin@bank.local', role: 'admin' });
-      expect((await login(port2, 'admin@bank.local', password)).status).toBe(200);
+    // A second start on the same DATA_DIR: the admin exists, the generated JWT secret was kept.
+    const port2 = await freePort();
+    const second = start({ ...env, PORT: String(port2) });
+    expect(await waitForHealth(second, port2)).toEqual({ status: 'ok' });
+    expect(second.stdout()).not.toMatch(/password/);
+    expect(second.stdout()).not.toMatch(/ignored/);
+    const after = await me(port2, token);
+    expect(after.status, `${JSON.stringify(after.body)}\n${second.stdout()}\n${second.stderr()}`).toBe(200);
+    expect(after.body).toMatchObject({ email: 'admin@bank.local', role: 'admin' });
+    expect((await login(port2, 'admin@bank.local', password)).status).toBe(200);
 
-      expect(await stop(second), second.stderr()).toEqual({ code: 0, signal: null });
-    },
-    180_000,
-  );
+    expect(await stop(second), second.stderr()).toEqual({ code: 0, signal: null });
+  }, 180_000);
 
-  it(
-    'creates the first admin from ADMIN_EMAIL and ADMIN_PASSWORD without printing a password',
-    async () => {
-      const port = await freePort();
-      const server = start({
-        DATA_DIR: tempDataDir(),
-        BCRYPT_COST: '4',
-        PORT: String(port),
-        ADMIN_EMAIL: 'boss@bank.test',
-        ADMIN_PASSWORD: 'boss-password-1',
-      });
-      expect(await waitForHealth(server, port)).toEqual({ status: 'ok' });
-      expect(server.stdout()).not.toMatch(/password:/);
-      expect(server.stdout()).not.toContain('boss-password-1');
-      expect(server.stderr()).not.toContain('boss-password-1');
+  it('creates the first admin from ADMIN_EMAIL and ADMIN_PASSWORD without printing a password', async () => {
+    const port = await freePort();
+    const server = start({
+      DATA_DIR: tempDataDir(),
+      BCRYPT_COST: '4',
+      PORT: String(port),
+      ADMIN_EMAIL: 'boss@bank.test',
+      ADMIN_PASSWORD: 'boss-password-1',
+    });
+    expect(await waitForHealth(server, port)).toEqual({ status: 'ok' });
+    expect(server.stdout()).not.toMatch(/password:/);
+    expect(server.stdout()).not.toContain('boss-password-1');
+    expect(server.stderr()).not.toContain('boss-password-1');
 
-      const loggedIn = await login(port, 'boss@bank.test', 'boss-password-1');
-      expect(loggedIn.status, `${JSON.stringify(loggedIn.body)}\n${server.stdout()}\n${server.stderr()}`).toBe(200);
-      expect(loggedIn.body.user).toMatchObject({ email: 'boss@bank.test', role: 'admin' });
-      expect((await login(port, 'admin@bank.local', 'boss-password-1')).status).toBe(401);
+    const loggedIn = await login(port, 'boss@bank.test', 'boss-password-1');
+    expect(loggedIn.status, `${JSON.stringify(loggedIn.body)}\n${server.stdout()}\n${server.stderr()}`).toBe(200);
+    expect(loggedIn.body.user).toMatchObject({ email: 'boss@bank.test', role: 'admin' });
+    expect((await login(port, 'admin@bank.local', 'boss-password-1')).status).toBe(401);
 
-      expect(await stop(server), server.stderr()).toEqual({ code: 0, signal: null });
-    },
-    120_000,
-  );
+    expect(await stop(server), server.stderr()).toEqual({ code: 0, signal: null });
+  }, 120_000);
 
-  it(
-    'says on one line that ADMIN_EMAIL and ADMIN_PASSWORD are ignored when an admin already exists, and how to start over',
-    async () => {
-      const dataDir = tempDataDir();
-      const env = { DATA_DIR: dataDir, BCRYPT_COST: '4' };
-      const ignored = /ignored/;
+  it('says on one line that ADMIN_EMAIL and ADMIN_PASSWORD are ignored when an admin already exists, and how to start over', async () => {
+    const dataDir = tempDataDir();
+    const env = { DATA_DIR: dataDir, BCRYPT_COST: '4' };
+    const ignored = /ignored/;
 
-      // The first start creates the admin from the variables and warns about nothing.
-      const port = await freePort();
-      const first = start({ ...env, PORT: String(port), ADMIN_EMAIL: 'boss@bank.test', ADMIN_PASSWORD: 'boss-password-1' });
-      expect(await waitForHealth(first, port)).toEqual({ status: 'ok' });
-      expect(first.stdout() + first.stderr()).not.toMatch(ignored);
-      expect(await stop(first), first.stderr()).toEqual({ code: 0, signal: null });
+    // The first start creates the admin from the variables and warns about nothing.
+    const port = await freePort();
+    const first = start({ ...env, PORT: String(port), ADMIN_EMAIL: 'boss@bank.test', ADMIN_PASSWORD: 'boss-password-1' });
+    expect(await waitForHealth(first, port)).toEqual({ status: 'ok' });
+    expect(first.stdout() + first.stderr()).not.toMatch(ignored);
+    expect(await stop(first), first.stderr()).toEqual({ code: 0, signal: null });
 
-      // The README's old mistake: a restart with other credentials, which change nothing.
-      const port2 = await freePort();
-      const second = start({ ...env, PORT: String(port2), ADMIN_EMAIL: 'admin@bank.local', ADMIN_PASSWORD: 'change-me-now' });
-      expect(await waitForHealth(second, port2)).toEqual({ status: 'ok' });
-      const lines = second.stdout().split('\n').filter((line) => ignored.test(line));
-      expect(lines, second.stdout()).toHaveLength(1);
-      const entry = JSON.parse(lines[0]!) as { level: number; msg: string };
-      expect(entry.level).toBe(40); // pino's warn
-      expect(entry.msg).toMatch(/^ADMIN_EMAIL and ADMIN_PASSWORD are ignored: an admin already exists/);
-      expect(entry.msg).toContain(`remove DATA_DIR (${dataDir})`);
-      expect(second.stdout() + second.stderr()).not.toContain('change-me-now');
-      expect((await login(port2, 'admin@bank.local', 'change-me-now')).status).toBe(401);
-      expect((await login(port2, 'boss@bank.test', 'boss-password-1')).status).toBe(200);
-      expect(await stop(second), second.stderr()).toEqual({ code: 0, signal: null });
+    // The README's old mistake: a restart with other credentials, which change nothing.
+    const port2 = await freePort();
+    const second = start({ ...env, PORT: String(port2), ADMIN_EMAIL: 'admin@bank.local', ADMIN_PASSWORD: 'change-me-now' });
+    expect(await waitForHealth(second, port2)).toEqual({ status: 'ok' });
+    const lines = second
+      .stdout()
+      .split('\n')
+      .filter((line) => ignored.test(line));
+    expect(lines, second.stdout()).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!) as { level: number; msg: string };
+    expect(entry.level).toBe(40); // pino's warn
+    expect(entry.msg).toMatch(/^ADMIN_EMAIL and ADMIN_PASSWORD are ignored: an admin already exists/);
+    expect(entry.msg).toContain(`remove DATA_DIR (${dataDir})`);
+    expect(second.stdout() + second.stderr()).not.toContain('change-me-now');
+    expect((await login(port2, 'admin@bank.local', 'change-me-now')).status).toBe(401);
+    expect((await login(port2, 'boss@bank.test', 'boss-password-1')).status).toBe(200);
+    expect(await stop(second), second.stderr()).toEqual({ code: 0, signal: null });
 
-      // One of the two alone is named alone.
-      const port3 = await freePort();
-      const third = start({ ...env, PORT: String(port3), ADMIN_PASSWORD: 'change-me-now' });
-      expect(await waitForHealth(third, port3)).toEqual({ status: 'ok' });
-      expect(third.stdout(), third.stdout()).toMatch(/"msg":"ADMIN_PASSWORD is ignored: an admin already exists/);
-      expect(await stop(third), third.stderr()).toEqual({ code: 0, signal: null });
-    },
-    180_000,
-  );
+    // One of the two alone is named alone.
+    const port3 = await freePort();
+    const third = start({ ...env, PORT: String(port3), ADMIN_PASSWORD: 'change-me-now' });
+    expect(await waitForHealth(third, port3)).toEqual({ status: 'ok' });
+    expect(third.stdout(), third.stdout()).toMatch(/"msg":"ADMIN_PASSWORD is ignored: an admin already exists/);
+    expect(await stop(third), third.stderr()).toEqual({ code: 0, signal: null });
+  }, 180_000);
 });

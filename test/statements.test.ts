@@ -49,13 +49,21 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const char = text[i]!;
     if (quoted) {
-      if (char === '"' && text[i + 1] === '"') (field += '"'), i++;
-      else if (char === '"') quoted = false;
+      if (char === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (char === '"') quoted = false;
       else field += char;
     } else if (char === '"') quoted = true;
-    else if (char === ',') record.push(field), (field = '');
-    else if (char === '\r' && text[i + 1] === '\n') {
-      record.push(field), records.push(record), (field = ''), (record = []), i++;
+    else if (char === ',') {
+      record.push(field);
+      field = '';
+    } else if (char === '\r' && text[i + 1] === '\n') {
+      record.push(field);
+      records.push(record);
+      field = '';
+      record = [];
+      i++;
     } else field += char;
   }
   expect(field, 'the last record ends with CRLF').toBe('');
@@ -108,7 +116,14 @@ describe('account statements and balances', () => {
     });
     for (const response of [deposit, withdrawal, out, incoming, reversal, held]) expect(response.statusCode, response.body).toBe(201);
     expect(held.data.status).toBe('pending_review');
-    Object.assign(ids, { deposit: deposit.data.id, withdrawal: withdrawal.data.id, out: out.data.id, incoming: incoming.data.id, reversal: reversal.data.id, held: held.data.id });
+    Object.assign(ids, {
+      deposit: deposit.data.id,
+      withdrawal: withdrawal.data.id,
+      out: out.data.id,
+      incoming: incoming.data.id,
+      reversal: reversal.data.id,
+      held: held.data.id,
+    });
   });
 
   describe('JSON', () => {
@@ -119,7 +134,12 @@ describe('account statements and balances', () => {
       expect(statement.from).toBe(`${today().slice(0, 7)}-01`);
       expect(statement.to).toBe(today());
       expect(statement.account).toMatchObject({ id: alice.account.id, account_number: alice.account.account_number, currency: 'USD' });
-      expect(statement).toMatchObject({ opening_balance: '0.00', closing_balance: '690.00', total_credits: '770.00', total_debits: '80.00' });
+      expect(statement).toMatchObject({
+        opening_balance: '0.00',
+        closing_balance: '690.00',
+        total_credits: '770.00',
+        total_debits: '80.00',
+      });
       expect(statement.entries.map((entry: Entry) => [entry.type, entry.amount, entry.balance_after, entry.counterparty])).toEqual([
         ['deposit', '500.00', '500.00', null],
         ['deposit', '200.00', '700.00', null],
@@ -128,7 +148,13 @@ describe('account statements and balances', () => {
         ['transfer', '20.00', '640.00', bob.account.account_number],
         ['reversal', '50.00', '690.00', null],
       ]);
-      expect(statement.entries.map((entry: Entry) => entry.transaction_id).slice(1)).toEqual([ids.deposit, ids.withdrawal, ids.out, ids.incoming, ids.reversal]);
+      expect(statement.entries.map((entry: Entry) => entry.transaction_id).slice(1)).toEqual([
+        ids.deposit,
+        ids.withdrawal,
+        ids.out,
+        ids.incoming,
+        ids.reversal,
+      ]);
       expect(statement.entries[1]).toMatchObject({ description: 'Salary' });
       expect(statement.entries[5]).toMatchObject({ description: 'Teller error' });
       expectRunningBalance(statement);
@@ -138,7 +164,13 @@ describe('account statements and balances', () => {
       const statement = (await alice.get(`/accounts/${alice.account.id}/statement?from=${today()}&to=${today()}`)).data;
       expect(statement.entries.map((entry: Entry) => entry.transaction_id)).not.toContain(ids.held);
       expect(statement.held).toEqual([
-        { transaction_id: ids.held, created_at: expect.any(String), amount: '-150.00', counterparty: bob.account.account_number, review_reasons: ['amount_threshold'] },
+        {
+          transaction_id: ids.held,
+          created_at: expect.any(String),
+          amount: '-150.00',
+          counterparty: bob.account.account_number,
+          review_reasons: ['amount_threshold'],
+        },
       ]);
       expect(statement.closing_balance).toBe('690.00');
       // The receiver's statement does not show somebody else's hold.
@@ -147,14 +179,35 @@ describe('account statements and balances', () => {
 
     it('takes the opening balance from the journal before `from`, not from today’s balance', async () => {
       const february = (await carol.get(`/accounts/${carol.account.id}/statement?from=2024-02-01&to=2024-02-29`)).data;
-      expect(february).toMatchObject({ opening_balance: '1000.00', closing_balance: '900.00', total_credits: '0.00', total_debits: '100.00' });
+      expect(february).toMatchObject({
+        opening_balance: '1000.00',
+        closing_balance: '900.00',
+        total_credits: '0.00',
+        total_debits: '100.00',
+      });
       expect(february.entries).toEqual([
-        expect.objectContaining({ posted_at: '2024-02-15T08:30:00.000Z', type: 'withdrawal', amount: '-100.00', balance_after: '900.00', description: 'Cash' }),
+        expect.objectContaining({
+          posted_at: '2024-02-15T08:30:00.000Z',
+          type: 'withdrawal',
+          amount: '-100.00',
+          balance_after: '900.00',
+          description: 'Cash',
+        }),
       ]);
 
       const quarter = (await carol.get(`/accounts/${carol.account.id}/statement?from=2024-01-01&to=2024-03-31`)).data;
-      expect(quarter).toMatchObject({ opening_balance: '0.00', closing_balance: '915.00', total_credits: '1015.00', total_debits: '100.00' });
-      expect(quarter.entries.map((entry: Entry) => entry.description)).toEqual(['Opening deposit', 'Cash', 'First of two', 'Second of two']);
+      expect(quarter).toMatchObject({
+        opening_balance: '0.00',
+        closing_balance: '915.00',
+        total_credits: '1015.00',
+        total_debits: '100.00',
+      });
+      expect(quarter.entries.map((entry: Entry) => entry.description)).toEqual([
+        'Opening deposit',
+        'Cash',
+        'First of two',
+        'Second of two',
+      ]);
       expectRunningBalance(quarter);
 
       // `to` is inclusive to the last millisecond of its day; a period after all entries opens and closes at the last balance.
@@ -213,7 +266,9 @@ describe('account statements and balances', () => {
       const response = await alice.get(`/accounts/${alice.account.id}/statement?format=csv&from=${today()}&to=${today()}`);
       expect(response.statusCode).toBe(200);
       expect(response.headers['content-type']).toBe('text/csv; charset=utf-8');
-      expect(response.headers['content-disposition']).toBe(`attachment; filename="statement-${alice.account.account_number}-${today()}-${today()}.csv"`);
+      expect(response.headers['content-disposition']).toBe(
+        `attachment; filename="statement-${alice.account.account_number}-${today()}-${today()}.csv"`,
+      );
       expect(response.headers['cache-control']).toBe('no-store');
       expect(response.body).toContain('"\'=HYPERLINK(""http://evil.example"",""click"")"');
       expect(response.body).toContain(',"a,b""c",');
@@ -243,7 +298,9 @@ describe('account statements and balances', () => {
         dave.account,
         descriptions.map((description, i) => ({ at: `2024-05-0${i + 1}T10:00:00.000Z`, amount: 100n, description })),
       );
-      const rows = parseCsv((await dave.get(`/accounts/${dave.account.id}/statement?format=csv&from=2024-05-01&to=2024-05-31`)).body).slice(1);
+      const rows = parseCsv((await dave.get(`/accounts/${dave.account.id}/statement?format=csv&from=2024-05-01&to=2024-05-31`)).body).slice(
+        1,
+      );
       expect(rows.map((row) => row[3])).toEqual(["'+1+1", "'-2+3", "'@SUM(A1)", "'\tcmd", "'\rcmd", 'two\nlines', 'plain']);
     });
   });
@@ -258,7 +315,10 @@ describe('account statements and balances', () => {
         Array.from({ length: 150 }, (_, i) => ({
           at: new Date(start + i * 3_600_000).toISOString(),
           amount: i % 4 === 3 ? -2_500n : 10_000n,
-          description: i === 7 ? 'A description far too long for its column, which the statement cuts with an ellipsis rather than letting it run into the counterparty' : `Payment ${i + 1}`,
+          description:
+            i === 7
+              ? 'A description far too long for its column, which the statement cuts with an ellipsis rather than letting it run into the counterparty'
+              : `Payment ${i + 1}`,
         })),
       );
       const response = await erin.get(`/accounts/${erin.account.id}/statement?format=pdf&from=${daysAgo(8)}&to=${today()}`);
@@ -283,7 +343,9 @@ describe('account statements and balances', () => {
     });
 
     it('lists held transfers in a section of their own', async () => {
-      const pages = pdfPageTexts((await alice.get(`/accounts/${alice.account.id}/statement?format=pdf&from=${today()}&to=${today()}`)).rawPayload);
+      const pages = pdfPageTexts(
+        (await alice.get(`/accounts/${alice.account.id}/statement?format=pdf&from=${today()}&to=${today()}`)).rawPayload,
+      );
       expect(pages).toHaveLength(1);
       expect(pages[0]).toContain('Held for review');
       expect(pages[0]).toContain('amount threshold');
@@ -298,7 +360,11 @@ describe('account statements and balances', () => {
         expect(response.statusCode, response.body).toBe(200);
         return response.data;
       };
-      expect(await balanceAt('2024-01-10T11:59:59.999Z')).toEqual({ account_id: carol.account.id, at: '2024-01-10T11:59:59.999Z', balance: '0.00' });
+      expect(await balanceAt('2024-01-10T11:59:59.999Z')).toEqual({
+        account_id: carol.account.id,
+        at: '2024-01-10T11:59:59.999Z',
+        balance: '0.00',
+      });
       expect((await balanceAt('2024-01-10T12:00:00.000Z')).balance).toBe('1000.00');
       expect((await balanceAt('2024-02-01T00:00:00+01:00')).at).toBe('2024-01-31T23:00:00.000Z');
       expect((await balanceAt('2024-02-15T08:30:00.000Z')).balance).toBe('900.00');
@@ -344,10 +410,13 @@ describe('account statements and balances', () => {
       bank.app.server.once('request', (_request, response) => response.once('close', () => resolve(response.writableFinished))),
     );
     const abort = new AbortController();
-    const response = await fetch(`http://127.0.0.1:${port}/accounts/${frank.account.id}/statement?format=csv&from=2024-06-01&to=2024-06-30`, {
-      headers: { authorization: `Bearer ${frank.token}` },
-      signal: abort.signal,
-    });
+    const response = await fetch(
+      `http://127.0.0.1:${port}/accounts/${frank.account.id}/statement?format=csv&from=2024-06-01&to=2024-06-30`,
+      {
+        headers: { authorization: `Bearer ${frank.token}` },
+        signal: abort.signal,
+      },
+    );
     const reader = response.body!.getReader();
     expect((await reader.read()).done).toBe(false);
     abort.abort();
@@ -356,11 +425,15 @@ describe('account statements and balances', () => {
 
     // A transaction left open would hold PGlite's only session (every request below would wait for
     // ever) or a PostgreSQL connection idle in transaction.
-    const after = await Promise.all(Array.from({ length: 5 }, () => frank.get(`/accounts/${frank.account.id}/statement?from=2024-06-01&to=2024-06-01`)));
+    const after = await Promise.all(
+      Array.from({ length: 5 }, () => frank.get(`/accounts/${frank.account.id}/statement?from=2024-06-01&to=2024-06-01`)),
+    );
     for (const answer of after) expect(answer.statusCode).toBe(200);
     if (bank.database.handle.engine === 'postgres') {
       const stuck = await sql<{ n: bigint }>`
-        SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`.execute(bank.database.handle.db);
+        SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`.execute(
+        bank.database.handle.db,
+      );
       expect(stuck.rows[0]!.n).toBe(0n);
     }
     expect((await bank.admin.get('/reports/reconciliation')).data).toMatchObject({ ok: true });

@@ -43,7 +43,12 @@ describe('transfers', () => {
 
   const balanceOf = async (customer: Customer) => (await customer.get(`/accounts/${customer.account.id}`)).data.balance as string;
   const send = (from: Customer, to: { account: { account_number: string } }, amount: unknown, extra: Record<string, unknown> = {}) =>
-    from.post('/transactions/transfer', { from_account: from.account.account_number, to_account: to.account.account_number, amount, ...extra });
+    from.post('/transactions/transfer', {
+      from_account: from.account.account_number,
+      to_account: to.account.account_number,
+      amount,
+      ...extra,
+    });
   const countTransactions = async () => (await bank.database.handle.db.selectFrom('transactions').select('id').execute()).length;
 
   beforeAll(async () => {
@@ -122,12 +127,22 @@ describe('transfers', () => {
       const bob = await bank.customer();
       const response = await send(alice, bob, '3.00');
       const db = bank.database.handle.db;
-      const entries = await db.selectFrom('journal_entries').selectAll().where('transaction_id', '=', response.data.id).orderBy('amount').execute();
+      const entries = await db
+        .selectFrom('journal_entries')
+        .selectAll()
+        .where('transaction_id', '=', response.data.id)
+        .orderBy('amount')
+        .execute();
       expect(entries.map((e) => [e.account_id, e.amount, e.balance_after])).toEqual([
         [alice.account.id, -300n, 700n],
         [bob.account.id, 300n, 300n],
       ]);
-      const audit = await db.selectFrom('audit_log').selectAll().where('action', '=', 'transfer.created').where('target_id', '=', response.data.id).executeTakeFirstOrThrow();
+      const audit = await db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('action', '=', 'transfer.created')
+        .where('target_id', '=', response.data.id)
+        .executeTakeFirstOrThrow();
       expect(audit).toMatchObject({ actor_id: alice.user.id, actor_role: 'customer', target_type: 'transaction' });
     });
 
@@ -137,9 +152,17 @@ describe('transfers', () => {
       const before = await countTransactions();
 
       expectProblem(await send(alice, { account: { account_number: NOBODY } }, '1.00'), 404, 'account_not_found');
-      const stealing = await alice.post('/transactions/transfer', { from_account: bob.account.account_number, to_account: alice.account.account_number, amount: '1.00' });
+      const stealing = await alice.post('/transactions/transfer', {
+        from_account: bob.account.account_number,
+        to_account: alice.account.account_number,
+        amount: '1.00',
+      });
       expectProblem(stealing, 404, 'account_not_found');
-      const unknownSender = await alice.post('/transactions/transfer', { from_account: NOBODY, to_account: bob.account.account_number, amount: '1.00' });
+      const unknownSender = await alice.post('/transactions/transfer', {
+        from_account: NOBODY,
+        to_account: bob.account.account_number,
+        amount: '1.00',
+      });
       expectProblem(unknownSender, 404, 'account_not_found');
       // "Not yours" and "not there" answer alike, so a customer cannot probe which numbers exist.
       expect(stealing.data.detail).toBe(unknownSender.data.detail.replace(NOBODY, bob.account.account_number));
@@ -320,9 +343,13 @@ describe('transfers', () => {
 
   describe('the time of a transfer', () => {
     const postedAt = async (transactionId: string) =>
-      (await bank.database.handle.db.selectFrom('journal_entries').select('posted_at').where('transaction_id', '=', transactionId).execute()).map(
-        (entry) => entry.posted_at.toISOString(),
-      );
+      (
+        await bank.database.handle.db
+          .selectFrom('journal_entries')
+          .select('posted_at')
+          .where('transaction_id', '=', transactionId)
+          .execute()
+      ).map((entry) => entry.posted_at.toISOString());
 
     it("is the app's clock: the transaction's created_at and its entries' posted_at", async () => {
       const alice = await bank.customer('100.00');
@@ -429,7 +456,8 @@ describe('transfers', () => {
 
     it('put X-Request-Id on every response of this file', () => {
       expect(responses.length).toBeGreaterThan(100);
-      for (const response of responses) expect(response.headers['x-request-id'], `${response.statusCode} ${response.body}`).toEqual(expect.any(String));
+      for (const response of responses)
+        expect(response.headers['x-request-id'], `${response.statusCode} ${response.body}`).toEqual(expect.any(String));
     });
 
     it('answered every error of this file as application/problem+json with type, title, status, detail and code', () => {
@@ -445,7 +473,8 @@ describe('transfers', () => {
           detail: expect.any(String),
           code: expect.stringMatching(/^[a-z_]+$/),
         });
-        if (body.code === 'validation_error') expect(body.errors).toEqual(expect.arrayContaining([{ field: expect.any(String), message: expect.any(String) }]));
+        if (body.code === 'validation_error')
+          expect(body.errors).toEqual(expect.arrayContaining([{ field: expect.any(String), message: expect.any(String) }]));
       }
     });
   });

@@ -20,7 +20,15 @@ describe('the five use cases of the original design', () => {
 
     const opened = await bank.admin.post(`/accounts/?user_id=${alice.id}`, { initial_deposit: '5000.00' });
     expect(opened.statusCode).toBe(201);
-    expect(opened.data).toMatchObject({ user_id: alice.id, type: 'checking', currency: 'USD', balance: '5000.00', available_balance: '5000.00', daily_limit: '20000.00', status: 'active' });
+    expect(opened.data).toMatchObject({
+      user_id: alice.id,
+      type: 'checking',
+      currency: 'USD',
+      balance: '5000.00',
+      available_balance: '5000.00',
+      daily_limit: '20000.00',
+      status: 'active',
+    });
     expect(opened.data.account_number).toMatch(/^\d{10}$/);
 
     const bob = await bank.customer();

@@ -8,7 +8,11 @@ import { ADMIN_EMAIL, ADMIN_PASSWORD, http, ServerProcess, sleep, startServer } 
 /** The pids of a process's cluster workers (its children running the server, not tsx's esbuild). */
 function childrenOf(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid), '-f', 'src/server.ts'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number).sort();
+    return execFileSync('pgrep', ['-P', String(pid), '-f', 'src/server.ts'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+      .sort();
   } catch {
     return []; // pgrep exits 1 when there is none
   }
@@ -36,7 +40,11 @@ describe('the server with WORKERS=2', () => {
   const start = async () => {
     const server = await startServer({ databaseUrl: database.url!, env: { WORKERS: '2', LOG_LEVEL: 'info' } });
     servers.push(server);
-    await until('two workers listening', () => listened(server), (n) => n === 2);
+    await until(
+      'two workers listening',
+      () => listened(server),
+      (n) => n === 2,
+    );
     return server;
   };
   beforeAll(async () => {
@@ -50,7 +58,11 @@ describe('the server with WORKERS=2', () => {
   it('serves from two workers, replaces one that dies, and stops them all on SIGTERM with status 0', async () => {
     const server = await start();
     const primary = server.child.pid!;
-    const workers = await until('workers', () => childrenOf(primary), (pids) => pids.length === 2);
+    const workers = await until(
+      'workers',
+      () => childrenOf(primary),
+      (pids) => pids.length === 2,
+    );
 
     const login = await http(server.url, 'POST', '/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
     expect(login.status).toBe(200);
@@ -59,9 +71,17 @@ describe('the server with WORKERS=2', () => {
     expect(answers.every((answer) => answer.status === 200)).toBe(true);
 
     process.kill(workers[0]!, 'SIGKILL');
-    const replaced = await until('a replacement', () => childrenOf(primary), (pids) => pids.length === 2 && !pids.includes(workers[0]!));
+    const replaced = await until(
+      'a replacement',
+      () => childrenOf(primary),
+      (pids) => pids.length === 2 && !pids.includes(workers[0]!),
+    );
     expect(replaced).toContain(workers[1]);
-    await until('the replacement listening', () => listened(server), (n) => n === 3);
+    await until(
+      'the replacement listening',
+      () => listened(server),
+      (n) => n === 3,
+    );
     expect(server.output()).toMatch(/worker \d+ died \(SIGKILL\); starting another/);
     expect((await http(server.url, 'GET', '/users/', { token })).status).toBe(200);
 
@@ -72,9 +92,18 @@ describe('the server with WORKERS=2', () => {
   it('stops cleanly when SIGTERM comes while a replacement worker is still starting', async () => {
     const server = await start();
     const primary = server.child.pid!;
-    const [victim] = await until('workers', () => childrenOf(primary), (pids) => pids.length === 2);
+    const [victim] = await until(
+      'workers',
+      () => childrenOf(primary),
+      (pids) => pids.length === 2,
+    );
     process.kill(victim!, 'SIGKILL');
-    await until('a replacement forked', () => childrenOf(primary), (pids) => pids.length === 2 && !pids.includes(victim!), 10_000);
+    await until(
+      'a replacement forked',
+      () => childrenOf(primary),
+      (pids) => pids.length === 2 && !pids.includes(victim!),
+      10_000,
+    );
     expect(await server.kill('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(childrenOf(primary)).toEqual([]);
   });
@@ -84,21 +113,33 @@ describe('the server with WORKERS=2', () => {
   it('keeps serving when a replacement cannot start while the database is away, and replaces it once it is back', async () => {
     const server = await start();
     const primary = server.child.pid!;
-    const [victim, survivor] = await until('workers', () => childrenOf(primary), (pids) => pids.length === 2);
+    const [victim, survivor] = await until(
+      'workers',
+      () => childrenOf(primary),
+      (pids) => pids.length === 2,
+    );
     const name = new URL(database.url!).pathname.slice(1);
     const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres' });
     await admin.connect();
     try {
       await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
       process.kill(victim!, 'SIGKILL');
-      await until('a replacement failing to start', () => server.output().match(/failed to start \(exit 1\); starting another in/g)?.length ?? 0, (n) => n >= 2);
+      await until(
+        'a replacement failing to start',
+        () => server.output().match(/failed to start \(exit 1\); starting another in/g)?.length ?? 0,
+        (n) => n >= 2,
+      );
       expect(server.child.exitCode).toBeNull();
       expect(childrenOf(primary)).toContain(survivor);
     } finally {
       await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
       await admin.end();
     }
-    await until('the replacement listening', () => listened(server), (n) => n === 3);
+    await until(
+      'the replacement listening',
+      () => listened(server),
+      (n) => n === 3,
+    );
     expect(childrenOf(primary)).toHaveLength(2);
     expect(await server.kill('SIGTERM')).toEqual({ code: 0, signal: null });
   });

@@ -74,7 +74,6 @@ export async function httpLoad(options: {
 
   const runConnection = () =>
     new Promise<void>((resolve) => {
-      let socket: Socket;
       let buffered: Buffer = Buffer.alloc(0);
       let sentAt = 0;
       let timer: NodeJS.Timeout | undefined;
@@ -95,7 +94,7 @@ export async function httpLoad(options: {
         }, timeoutMs);
         socket.write(serialize(options.next()));
       };
-      socket = connect({ host: hostname, port: Number(port), noDelay: true }, send);
+      const socket: Socket = connect({ host: hostname, port: Number(port), noDelay: true }, send);
       socket.on('error', () => {
         errors++;
         finish();

@@ -22,7 +22,7 @@
  * BENCH_PROFILE_CONNECTIONS (32), BENCH_DATABASE_URL, BENCH_PG_BIN, BENCH_PHASES.
  * Results: bench-results/<timestamp>/ (results.json, results.md, server logs, the .cpuprofile).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -80,8 +80,14 @@ const AUDIT_ROUNDS = Math.max(1, intEnv('BENCH_AUDIT_ROUNDS', 2));
 const WORKERS = Math.max(1, intEnv('BENCH_WORKERS', 1));
 const PROFILE_CONNECTIONS = Math.max(1, intEnv('BENCH_PROFILE_CONNECTIONS', 32));
 const ALL_PHASES = ['service', 'growth', 'audit', 'pglite', 'profile', 'roundtrips', 'indatabase'];
-const PHASES = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((p) => p.trim()).filter(Boolean));
-for (const phase of PHASES) if (!ALL_PHASES.includes(phase)) throw new Error(`unknown phase ${phase} in BENCH_PHASES (known: ${ALL_PHASES.join(', ')})`);
+const PHASES = new Set(
+  (process.env.BENCH_PHASES ?? ALL_PHASES.join(','))
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean),
+);
+for (const phase of PHASES)
+  if (!ALL_PHASES.includes(phase)) throw new Error(`unknown phase ${phase} in BENCH_PHASES (known: ${ALL_PHASES.join(', ')})`);
 // Backends flush pg_stat_database at most once a second while busy and 10 s after going idle.
 const STATS_FLUSH_MS = 11_000;
 const FUNDING = '1000000.00';
@@ -153,7 +159,15 @@ const results: {
   inDatabase?: InDatabaseCost;
   failures: string[];
 } = {
-  settings: { seconds: SECONDS, customers: CUSTOMERS, growthEntries: GROWTH_ENTRIES, warmupSeconds: WARMUP, poolSize: process.env.BENCH_POOL_SIZE ?? '20', workers: WORKERS, phases: [...PHASES] },
+  settings: {
+    seconds: SECONDS,
+    customers: CUSTOMERS,
+    growthEntries: GROWTH_ENTRIES,
+    warmupSeconds: WARMUP,
+    poolSize: process.env.BENCH_POOL_SIZE ?? '20',
+    workers: WORKERS,
+    phases: [...PHASES],
+  },
   pgbench: [],
   runs: [],
   timings: {},
@@ -189,7 +203,10 @@ async function describeMachine(): Promise<Record<string, unknown>> {
 /** Runs a command to its end; `cpu`, when given, receives the CPU seconds the process had used at its last sample. */
 function runCommand(command: string, args: string[], cpu?: { seconds: number }): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGPASSWORD: new URL(SERVER_URL).password } });
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PGPASSWORD: new URL(SERVER_URL).password },
+    });
     if (cpu) {
       const timer = setInterval(() => {
         const seconds = child.pid ? cpuSecondsOf(child.pid) : undefined;
@@ -231,7 +248,17 @@ async function pgbenchRun(clients: number, round: RoundName): Promise<PgbenchRun
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(output)?.[1]);
   const failed = Number(/number of failed transactions: (\d+)/.exec(output)?.[1] ?? 0);
   if (!Number.isFinite(tps)) throw new Error(`could not read pgbench's tps:\n${output}`);
-  const run: PgbenchRun = { seq: seq++, clients, round, tps, latencyMeanMs: latency, transactions, failed, sampling: sampled, clientCpuSeconds: clientCpu.seconds };
+  const run: PgbenchRun = {
+    seq: seq++,
+    clients,
+    round,
+    tps,
+    latencyMeanMs: latency,
+    transactions,
+    failed,
+    sampling: sampled,
+    clientCpuSeconds: clientCpu.seconds,
+  };
   results.pgbench.push(run);
   log(`pgbench ${clients} clients [${round}]: ${tps.toFixed(0)} tps, latency ${latency} ms`);
   return run;
@@ -344,7 +371,12 @@ async function measure(fn: () => Promise<{ status: number; ms: number }>, calls 
     if (answer.status !== 200) throw new Error(`timing call answered ${answer.status}`);
     times.push(answer.ms);
   }
-  return { medianMs: Number(median(times).toFixed(2)), minMs: Number(Math.min(...times).toFixed(2)), maxMs: Number(Math.max(...times).toFixed(2)), calls };
+  return {
+    medianMs: Number(median(times).toFixed(2)),
+    minMs: Number(Math.min(...times).toFixed(2)),
+    maxMs: Number(Math.max(...times).toFixed(2)),
+    calls,
+  };
 }
 
 function isoDate(date: Date): string {
@@ -415,10 +447,14 @@ async function phaseService(): Promise<void> {
       grown = await postgresTarget(GROWN, 'pg-growth', 'growth', false);
       log(`growth: preloading ${GROWTH_ENTRIES} journal entries`);
       results.preload = await preloadLedger(grown.db.url, GROWTH_ENTRIES);
-      log(`growth: preloaded ${results.preload.entries} entries (${results.preload.transactions} transactions) in ${results.preload.seconds.toFixed(1)} s`);
+      log(
+        `growth: preloaded ${results.preload.entries} entries (${results.preload.transactions} transactions) in ${results.preload.seconds.toFixed(1)} s`,
+      );
       const recon = await reconciliation(grown.server.url, grown.admin);
       if (!recon.ok) results.failures.push(`reconciliation not ok after the preload: ${JSON.stringify(recon)}`);
-      log(`growth: reconciliation after the preload ${recon.ok ? 'ok' : 'NOT OK'} (${recon.entries_checked} entries, ${recon.ms.toFixed(0)} ms)`);
+      log(
+        `growth: reconciliation after the preload ${recon.ok ? 'ok' : 'NOT OK'} (${recon.entries_checked} entries, ${recon.ms.toFixed(0)} ms)`,
+      );
       targets.push(grown);
     }
     for (const target of targets) await warmUp(target);
@@ -449,7 +485,8 @@ async function phaseAudit(): Promise<void> {
     const tps = { on: [] as number[], off: [] as number[] };
     // ABBA BAAB ...: a drift of the machine's load over the runs weighs on both sides alike.
     const order: Array<'on' | 'off'> = [];
-    for (let i = 0; i < AUDIT_ROUNDS; i++) order.push(...(i % 2 === 0 ? (['on', 'off', 'off', 'on'] as const) : (['off', 'on', 'on', 'off'] as const)));
+    for (let i = 0; i < AUDIT_ROUNDS; i++)
+      order.push(...(i % 2 === 0 ? (['on', 'off', 'off', 'on'] as const) : (['off', 'on', 'on', 'off'] as const)));
     for (const side of order) tps[side].push((await measuredLoad(side === 'on' ? on : off, 8, 'audit')).load.tps);
     await sleep(2_000);
     const verify = await call(on.server.url, 'GET', '/audit-logs/verify', { token: on.admin });
@@ -457,7 +494,13 @@ async function phaseAudit(): Promise<void> {
     const cpuPerTransfer = (scenario: string) => {
       const runs = results.runs.filter((r) => r.round === 'audit' && r.scenario === scenario);
       const cpu = runs.reduce((t, r) => t + (r.serverCpuSeconds ?? 0) + (r.sampling?.backendCpuSeconds ?? 0), 0);
-      return (cpu * 1000) / Math.max(1, runs.reduce((n, r) => n + r.load.ok, 0));
+      return (
+        (cpu * 1000) /
+        Math.max(
+          1,
+          runs.reduce((n, r) => n + r.load.ok, 0),
+        )
+      );
     };
     results.audit = {
       on: tps.on,
@@ -467,8 +510,11 @@ async function phaseAudit(): Promise<void> {
       cpuMsPerTransferOff: cpuPerTransfer(off.scenario),
       verify: verify.body,
     };
-    if (verify.status !== 200 || verify.body?.ok !== true) results.failures.push(`audit chain verification failed: ${JSON.stringify(verify.body)}`);
-    log(`audit: sealer on ${tps.on.map((x) => x.toFixed(0)).join('/')} vs off ${tps.off.map((x) => x.toFixed(0)).join('/')}: ratio ${results.audit.ratio.toFixed(3)}; verify ${JSON.stringify(verify.body)}`);
+    if (verify.status !== 200 || verify.body?.ok !== true)
+      results.failures.push(`audit chain verification failed: ${JSON.stringify(verify.body)}`);
+    log(
+      `audit: sealer on ${tps.on.map((x) => x.toFixed(0)).join('/')} vs off ${tps.off.map((x) => x.toFixed(0)).join('/')}: ratio ${results.audit.ratio.toFixed(3)}; verify ${JSON.stringify(verify.body)}`,
+    );
   } finally {
     for (const side of [on, off]) {
       await side.server.stop();
@@ -584,13 +630,15 @@ function aggregates(): Aggregate[] {
 
 function report(): string {
   const lines: string[] = [];
-  const m = results.machine ?? {};
+  const m = Object.fromEntries(
+    Object.entries(results.machine ?? {}).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)]),
+  );
   lines.push(`# npm run bench — ${stamp}`, '');
   lines.push(
-    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, load average at start ${JSON.stringify(m.loadavgAtStart)}; Node ${m.node}; load generator ${m.loadGenerator}; ${m.postgres}.`,
-    `PostgreSQL settings: ${JSON.stringify(m.postgresSettings)}.`,
-    `Each run ${SECONDS} s (servers warmed up ${WARMUP} s first); ${CUSTOMERS} customers; server pool ${results.settings.poolSize}; load generator, server and PostgreSQL share the machine.`,
-    'Rounds: per client count, pgbench / each service target / pgbench / each target in reverse / pgbench; a target\'s tx/s, p50 and p99 are the means of its two runs, its ratio is to the mean of the three pgbench runs of its round.',
+    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, load average at start ${m.loadavgAtStart}; Node ${m.node}; load generator ${m.loadGenerator}; ${m.postgres}.`,
+    `PostgreSQL settings: ${m.postgresSettings}.`,
+    `Each run ${SECONDS} s (servers warmed up ${WARMUP} s first); ${CUSTOMERS} customers; server pool ${String(results.settings.poolSize)}; load generator, server and PostgreSQL share the machine.`,
+    "Rounds: per client count, pgbench / each service target / pgbench / each target in reverse / pgbench; a target's tx/s, p50 and p99 are the means of its two runs, its ratio is to the mean of the three pgbench runs of its round.",
     '',
   );
 
@@ -620,16 +668,30 @@ function report(): string {
     }
   }
   if (results.audit) {
-    lines.push('', `Audit chain (issue 8): sealer on ${results.audit.on.map(f0).join(', ')} vs off ${results.audit.off.map(f0).join(', ')} transfers/s at 8 connections (runs alternated ABBA BAAB) → ratio of the means on/off **${f2(results.audit.ratio)}** (target ≥ 0.9). CPU per transfer (server + PostgreSQL backends): ${f2(results.audit.cpuMsPerTransferOn)} ms on vs ${f2(results.audit.cpuMsPerTransferOff)} ms off (off/on ${f2(results.audit.cpuMsPerTransferOff / results.audit.cpuMsPerTransferOn)}). Verification afterwards: ${JSON.stringify(results.audit.verify)}.`);
+    lines.push(
+      '',
+      `Audit chain (issue 8): sealer on ${results.audit.on.map(f0).join(', ')} vs off ${results.audit.off.map(f0).join(', ')} transfers/s at 8 connections (runs alternated ABBA BAAB) → ratio of the means on/off **${f2(results.audit.ratio)}** (target ≥ 0.9). CPU per transfer (server + PostgreSQL backends): ${f2(results.audit.cpuMsPerTransferOn)} ms on vs ${f2(results.audit.cpuMsPerTransferOff)} ms off (off/on ${f2(results.audit.cpuMsPerTransferOff / results.audit.cpuMsPerTransferOn)}). Verification afterwards: ${JSON.stringify(results.audit.verify)}.`,
+    );
   }
   if (results.preload) {
-    lines.push('', `Growth ledger: ${results.preload.entries} journal entries (${results.preload.transactions} transactions over the past year) preloaded in ${f1(results.preload.seconds)} s in ${results.preload.batches} batches.`);
+    lines.push(
+      '',
+      `Growth ledger: ${results.preload.entries} journal entries (${results.preload.transactions} transactions over the past year) preloaded in ${f1(results.preload.seconds)} s in ${results.preload.batches} batches.`,
+    );
   }
 
   lines.push('', "## PostgreSQL's view and CPU per transfer, run by run", '');
-  lines.push('| round | scenario | clients | tx/s | transfers per batch | commits / tx | rows inserted / tx | rows updated / tx | lock waits mean (max) | active backends mean | idle in transaction mean | waits of active backends | server CPU (cores) | server CPU ms / tx | PG backends CPU ms / tx | load generator CPU (cores) | all three, CPU ms / tx |');
+  lines.push(
+    '| round | scenario | clients | tx/s | transfers per batch | commits / tx | rows inserted / tx | rows updated / tx | lock waits mean (max) | active backends mean | idle in transaction mean | waits of active backends | server CPU (cores) | server CPU ms / tx | PG backends CPU ms / tx | load generator CPU (cores) | all three, CPU ms / tx |',
+  );
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
-  const waitsText = (s?: Sampling) => (s ? Object.entries(s.waits).slice(0, 4).map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`).join(', ') : '—');
+  const waitsText = (s?: Sampling) =>
+    s
+      ? Object.entries(s.waits)
+          .slice(0, 4)
+          .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
+          .join(', ')
+      : '—';
   const rows: Array<{ order: number; line: string }> = [];
   for (const p of results.pgbench) {
     const s = p.sampling;
@@ -651,11 +713,15 @@ function report(): string {
 
   if (Object.keys(results.timings).length) {
     lines.push('', '## Reads at both sizes (median of 20 sequential calls, ms; the new customer: 5 calls)', '');
-    lines.push('| ledger | journal entries | transactions | one-month statement (customer) | GET /transactions/?limit=20 admin | same, customer with history | same, new customer without any |');
+    lines.push(
+      '| ledger | journal entries | transactions | one-month statement (customer) | GET /transactions/?limit=20 admin | same, customer with history | same, new customer without any |',
+    );
     lines.push('|---|---:|---:|---|---:|---:|---:|');
     for (const [name, t] of Object.entries(results.timings)) {
       const st = 'skipped' in t.statement ? `skipped: ${t.statement.skipped}` : `${f1(t.statement.medianMs)} (${t.statement.note})`;
-      lines.push(`| ${name} | ${t.ledgerEntries} | ${t.transactions} | ${st} | ${f1(t.listAdmin.medianMs)} | ${f1(t.listCustomer.medianMs)} | ${f1(t.listNewCustomer.medianMs)} |`);
+      lines.push(
+        `| ${name} | ${t.ledgerEntries} | ${t.transactions} | ${st} | ${f1(t.listAdmin.medianMs)} | ${f1(t.listCustomer.medianMs)} | ${f1(t.listNewCustomer.medianMs)} |`,
+      );
     }
   }
 
@@ -695,7 +761,11 @@ function report(): string {
   }
 
   if (results.profile) {
-    lines.push('', `## CPU profile of the server at ${results.profile.connections} connections (${f0(results.profile.load.tps)} transfers/s under the profiler)`, '');
+    lines.push(
+      '',
+      `## CPU profile of the server at ${results.profile.connections} connections (${f0(results.profile.load.tps)} transfers/s under the profiler)`,
+      '',
+    );
     lines.push(profileMarkdown({ ...results.profile.summary, functions: results.profile.summary.functions.slice(0, 20) }));
   }
   if (results.failures.length) lines.push('', '## FAILURES', '', ...results.failures.map((f) => `- ${f}`));
@@ -723,7 +793,7 @@ async function phase(name: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (error) {
-    results.failures.push(`phase ${name} failed: ${(error as Error).stack ?? error}`);
+    results.failures.push(`phase ${name} failed: ${(error as Error).stack ?? String(error)}`);
     log(`phase ${name} FAILED: ${(error as Error).message}`);
   }
 }

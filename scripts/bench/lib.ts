@@ -111,7 +111,13 @@ export interface BenchServer {
  * Starts `node [nodeArgs] dist/server.js` with a clean environment (the given variables, PATH and HOME;
  * empty values override a developer's .env) and waits for /health. Its output goes to logFile.
  */
-export async function startServer(options: { name: string; env: Record<string, string>; nodeArgs?: string[]; logFile: string; startTimeoutMs?: number }): Promise<BenchServer> {
+export async function startServer(options: {
+  name: string;
+  env: Record<string, string>;
+  nodeArgs?: string[];
+  logFile: string;
+  startTimeoutMs?: number;
+}): Promise<BenchServer> {
   const port = await freePort();
   const out: WriteStream = createWriteStream(options.logFile, { flags: 'a' });
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'dist/server.js'], {
@@ -129,8 +135,8 @@ export async function startServer(options: { name: string; env: Record<string, s
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
-  child.stdout!.pipe(out, { end: false });
-  child.stderr!.pipe(out, { end: false });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
   let exited = false;
   const closed = new Promise<void>((resolve) =>
     child.once('close', (code, signal) => {
@@ -188,7 +194,9 @@ export function serviceEnv(extra: Record<string, string>): Record<string, string
     RISK_VELOCITY_COUNT: '100000',
     DATABASE_POOL_SIZE: process.env.BENCH_POOL_SIZE ?? '20',
     // Group commit's settings, to compare (TRANSFER_BATCH_SIZE=1: none).
-    ...Object.fromEntries(['TRANSFER_BATCH_SIZE', 'TRANSFER_BATCH_CONCURRENCY'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : []))),
+    ...Object.fromEntries(
+      ['TRANSFER_BATCH_SIZE', 'TRANSFER_BATCH_CONCURRENCY'].flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+    ),
     ...extra,
   };
 }
@@ -224,12 +232,14 @@ export async function call(base: string, method: string, path: string, options: 
 }
 
 function expect(answer: Answer, status: number, what: string): any {
-  if (answer.status !== status) throw new Error(`${what}: expected ${status}, got ${answer.status} ${JSON.stringify(answer.body).slice(0, 500)}`);
+  if (answer.status !== status)
+    throw new Error(`${what}: expected ${status}, got ${answer.status} ${JSON.stringify(answer.body).slice(0, 500)}`);
   return answer.body;
 }
 
 export async function adminToken(base: string): Promise<string> {
-  return expect(await call(base, 'POST', '/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } }), 200, 'admin login').access_token;
+  return expect(await call(base, 'POST', '/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } }), 200, 'admin login')
+    .access_token;
 }
 
 export interface BenchCustomer {
@@ -296,7 +306,13 @@ export interface Reconciliation {
 export async function reconciliation(base: string, admin: string): Promise<Reconciliation> {
   const answer = await call(base, 'GET', '/reports/reconciliation', { token: admin });
   const body = expect(answer, 200, 'reconciliation');
-  return { ok: body.ok === true, accounts_checked: body.accounts_checked, entries_checked: body.entries_checked, ledger_sum: body.ledger_sum, ms: answer.ms };
+  return {
+    ok: body.ok === true,
+    accounts_checked: body.accounts_checked,
+    entries_checked: body.entries_checked,
+    ledger_sum: body.ledger_sum,
+    ms: answer.ms,
+  };
 }
 
 /** The server's group-commit histogram (transfer_batch_size): batches and transfers so far. */
@@ -507,7 +523,11 @@ export function startSampling(database: string, intervalMs = 100): { stop(): Pro
         lockWaitsMax: acc.lockWaitsMax,
         activeMean: acc.samples ? acc.active / acc.samples : 0,
         idleInTransactionMean: acc.samples ? acc.idleInTx / acc.samples : 0,
-        waits: Object.fromEntries(Object.entries(waits).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Number(share(v).toFixed(3))])),
+        waits: Object.fromEntries(
+          Object.entries(waits)
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, v]) => [k, Number(share(v).toFixed(3))]),
+        ),
         ungrantedLocks: ungranted,
         backendCpuSeconds,
       };
@@ -534,10 +554,14 @@ export async function databaseCounters(database: string): Promise<DatabaseCounte
        FROM pg_stat_database WHERE datname = $1`,
       [database],
     );
-    return Object.fromEntries(Object.entries(rows[0] as Record<string, string>).map(([k, v]) => [k, Number(v)])) as unknown as DatabaseCounters;
+    return Object.fromEntries(
+      Object.entries(rows[0] as Record<string, string>).map(([k, v]) => [k, Number(v)]),
+    ) as unknown as DatabaseCounters;
   });
 }
 
 export function counterDelta(after: DatabaseCounters, before: DatabaseCounters): DatabaseCounters {
-  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof DatabaseCounters]])) as unknown as DatabaseCounters;
+  return Object.fromEntries(
+    Object.entries(after).map(([k, v]) => [k, v - before[k as keyof DatabaseCounters]]),
+  ) as unknown as DatabaseCounters;
 }

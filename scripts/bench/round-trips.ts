@@ -57,7 +57,9 @@ export async function countRoundTrips(transfers = 200): Promise<RoundTrips> {
     // Set-up on a first app: the admin, 20 funded customers.
     const app1 = await buildApp({ config, database: setUp, logger: false });
     await app1.auth.bootstrapAdmin(ADMIN_EMAIL, ADMIN_PASSWORD);
-    const admin = (await app1.inject({ method: 'POST', url: '/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json().access_token;
+    const admin = (
+      await app1.inject({ method: 'POST', url: '/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })
+    ).json().access_token;
     const customers: Array<{ token: string; number: string }> = [];
     for (let i = 0; i < 20; i++) {
       const registered = (
@@ -90,6 +92,7 @@ export async function countRoundTrips(transfers = 200): Promise<RoundTrips> {
     const timings: number[][] = [];
     let current: string[] = [];
     let currentMs: number[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the patched client as `this` (apply)
     const original = pg.Client.prototype.query;
     pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
       const first = args[0] as string | { text?: string };
@@ -146,7 +149,9 @@ export async function countRoundTrips(transfers = 200): Promise<RoundTrips> {
       outsideTransactionPerTransfer: sequence.length - inside,
       sequence,
       medianMs: sequence.map((_, i) => Number(median(timings.filter((t) => t.length === sequence.length).map((t) => t[i]!)).toFixed(3))),
-      perTransfer: Object.fromEntries(Object.entries(delta).map(([k, v]) => [k, Number((v / done).toFixed(2))])) as RoundTrips['perTransfer'],
+      perTransfer: Object.fromEntries(
+        Object.entries(delta).map(([k, v]) => [k, Number((v / done).toFixed(2))]),
+      ) as RoundTrips['perTransfer'],
       non201,
     };
   } finally {

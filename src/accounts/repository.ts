@@ -33,5 +33,9 @@ export function listCustomerAccounts(db: Db, filter: { userId?: string; after?: 
   let query = db.selectFrom('accounts').selectAll().where('type', '<>', 'internal');
   if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
   if (filter.after) query = query.where(afterCursor('created_at', 'id', filter.after, 'asc'));
-  return query.orderBy('created_at').orderBy('id').limit(filter.limit + 1).execute();
+  return query
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(filter.limit + 1)
+    .execute();
 }

@@ -7,7 +7,15 @@ import { IdempotencyHeaders, runIdempotent } from '../http/idempotency.js';
 import { actorOf, ANY_ROLE, callerOf } from '../auth/access.js';
 import { amountField, errorResponses, IdParams } from '../http/schemas.js';
 import { Transaction } from '../ledger/schemas.js';
-import { Account, AccountPage, CreateAccountBody, CreateAccountQuery, ListAccountsQuery, TellerBody, UpdateAccountBody } from './schemas.js';
+import {
+  Account,
+  AccountPage,
+  CreateAccountBody,
+  CreateAccountQuery,
+  ListAccountsQuery,
+  TellerBody,
+  UpdateAccountBody,
+} from './schemas.js';
 import { deposit, getVisibleAccount, listAccounts, openAccount, toAccountView, updateAccount, withdraw } from './service.js';
 
 export interface AccountRouteOptions {
@@ -62,7 +70,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRouteOptions> = asy
     },
     async (request) => {
       const { user_id, limit, cursor } = request.query;
-      return listAccounts(database.db, callerOf(request), { limit: limit ?? 20, ...(user_id ? { userId: user_id } : {}), ...(cursor ? { cursor } : {}) });
+      return listAccounts(database.db, callerOf(request), {
+        limit: limit ?? 20,
+        ...(user_id ? { userId: user_id } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
     },
   );
 
@@ -101,7 +113,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRouteOptions> = asy
     },
     async (request) => {
       const { status, daily_limit } = request.body;
-      const changes = { ...(status ? { status } : {}), ...(daily_limit !== undefined ? { dailyLimit: amountField('daily_limit', daily_limit) } : {}) };
+      const changes = {
+        ...(status ? { status } : {}),
+        ...(daily_limit !== undefined ? { dailyLimit: amountField('daily_limit', daily_limit) } : {}),
+      };
       return toAccountView(await withTransaction(database, (tx) => updateAccount(tx, actorOf(request), request.params.id, changes)));
     },
   );
@@ -116,7 +131,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRouteOptions> = asy
         config: { access: ['admin'] },
         schema: {
           operationId: operation,
-          summary: operation === 'deposit' ? 'Teller deposit (admin): cash into the account' : 'Teller withdrawal (admin): cash out of the account',
+          summary:
+            operation === 'deposit'
+              ? 'Teller deposit (admin): cash into the account'
+              : 'Teller withdrawal (admin): cash out of the account',
           tags: ['accounts'],
           params: IdParams,
           headers: IdempotencyHeaders,
@@ -138,8 +156,14 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRouteOptions> = asy
         },
       },
       async (request, reply) => {
-        const input = { accountId: request.params.id, amount: amountField('amount', request.body.amount), description: request.body.description ?? null };
-        return runIdempotent(database, request, reply, { status: 201, userId: callerOf(request).id, meaning: input }, (tx) => post(tx, actorOf(request), input.accountId, input.amount, input.description, clock()));
+        const input = {
+          accountId: request.params.id,
+          amount: amountField('amount', request.body.amount),
+          description: request.body.description ?? null,
+        };
+        return runIdempotent(database, request, reply, { status: 201, userId: callerOf(request).id, meaning: input }, (tx) =>
+          post(tx, actorOf(request), input.accountId, input.amount, input.description, clock()),
+        );
       },
     );
   }

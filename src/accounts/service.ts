@@ -66,7 +66,13 @@ export async function openAccount(tx: Tx, actor: Actor, input: OpenAccountInput,
     action: 'account.created',
     targetType: 'account',
     targetId: account.id,
-    details: { user_id: owner.id, account_number: account.account_number, type: account.type, currency: account.currency, daily_limit: formatAmount(input.dailyLimit) },
+    details: {
+      user_id: owner.id,
+      account_number: account.account_number,
+      type: account.type,
+      currency: account.currency,
+      daily_limit: formatAmount(input.dailyLimit),
+    },
   });
   if (input.initialDeposit === undefined) return account;
   await deposit(tx, actor, account.id, input.initialDeposit, 'Initial deposit', now);
@@ -93,12 +99,26 @@ function assertActive(account: AccountRow): void {
 }
 
 /** A teller deposit: cash in, posted from the bank's cash account at `now` (postTransaction). */
-export function deposit(tx: Tx, actor: Actor, accountId: string, amount: bigint, description: string | null, now: Date): Promise<TransactionView> {
+export function deposit(
+  tx: Tx,
+  actor: Actor,
+  accountId: string,
+  amount: bigint,
+  description: string | null,
+  now: Date,
+): Promise<TransactionView> {
   return postAtTeller(tx, actor, 'deposit', accountId, amount, description, now);
 }
 
 /** A teller withdrawal: cash out, never beyond the available balance, posted at `now` (postTransaction). */
-export function withdraw(tx: Tx, actor: Actor, accountId: string, amount: bigint, description: string | null, now: Date): Promise<TransactionView> {
+export function withdraw(
+  tx: Tx,
+  actor: Actor,
+  accountId: string,
+  amount: bigint,
+  description: string | null,
+  now: Date,
+): Promise<TransactionView> {
   return postAtTeller(tx, actor, 'withdrawal', accountId, amount, description, now);
 }
 
@@ -161,7 +181,10 @@ export async function updateAccount(tx: Tx, actor: Actor, id: string, changes: A
   if (!account || account.type === 'internal') throw new DomainError('not_found', 'No such account');
   if (account.status === 'closed') throw new DomainError('account_closed', 'A closed account stays closed');
   if (changes.status === 'closed' && (account.balance !== 0n || account.held !== 0n)) {
-    throw new DomainError('balance_not_zero', `Balance ${formatAmount(account.balance)}, held ${formatAmount(account.held)}: empty the account first`);
+    throw new DomainError(
+      'balance_not_zero',
+      `Balance ${formatAmount(account.balance)}, held ${formatAmount(account.held)}: empty the account first`,
+    );
   }
   const updated = await tx
     .updateTable('accounts')

@@ -37,7 +37,21 @@ export async function listAuditEntries(db: Db, filter: AuditFilter): Promise<Pag
   let query = db
     .selectFrom('audit_log as a')
     .leftJoin('audit_chain as c', 'c.entry_id', 'a.id')
-    .select(['a.id', 'a.at', 'a.actor_id', 'a.actor_role', 'a.action', 'a.target_type', 'a.target_id', 'a.ip', 'a.request_id', 'a.details', 'c.sequence', 'c.prev_hash', 'c.hash']);
+    .select([
+      'a.id',
+      'a.at',
+      'a.actor_id',
+      'a.actor_role',
+      'a.action',
+      'a.target_type',
+      'a.target_id',
+      'a.ip',
+      'a.request_id',
+      'a.details',
+      'c.sequence',
+      'c.prev_hash',
+      'c.hash',
+    ]);
   if (filter.actorId) query = query.where('a.actor_id', '=', filter.actorId);
   if (filter.action) query = query.where('a.action', '=', filter.action);
   if (filter.targetType) query = query.where('a.target_type', '=', filter.targetType);
@@ -46,7 +60,11 @@ export async function listAuditEntries(db: Db, filter: AuditFilter): Promise<Pag
   if (filter.to) query = query.where('a.at', '<', sql<Date>`(${filter.to}::date + 1)::timestamp AT TIME ZONE 'UTC'`);
   const after = decodeCursor(filter.cursor);
   if (after) query = query.where(afterCursor('a.at', 'a.id', after, 'desc'));
-  const rows = await query.orderBy('a.at', 'desc').orderBy('a.id', 'desc').limit(filter.limit + 1).execute();
+  const rows = await query
+    .orderBy('a.at', 'desc')
+    .orderBy('a.id', 'desc')
+    .limit(filter.limit + 1)
+    .execute();
   return toPage(
     rows,
     filter.limit,

@@ -37,13 +37,15 @@ const isPluginRoute = (url: string, method: string | string[]) => PLUGIN_ROUTE.t
 
 /** The authenticated caller; routes reach it only behind an access rule that requires a token. */
 export function callerOf(request: FastifyRequest): AuthenticatedUser {
-  if (!request.user) throw new Error(`route ${request.routeOptions.url} reads the caller but is public or checks the token in its statement`);
+  if (!request.user)
+    throw new Error(`route ${request.routeOptions.url} reads the caller but is public or checks the token in its statement`);
   return request.user;
 }
 
 /** The holder of a verified token, on a route whose statement checks the rest (tokenCheckedByStatement). */
 export function tokenHolderOf(request: FastifyRequest): TokenHolder {
-  if (!request.tokenHolder) throw new Error(`route ${request.routeOptions.url} reads the token holder but does not check the token in its statement`);
+  if (!request.tokenHolder)
+    throw new Error(`route ${request.routeOptions.url} reads the token holder but does not check the token in its statement`);
   return request.tokenHolder;
 }
 
@@ -60,7 +62,8 @@ function bearerTokenOf(header: string | undefined): string {
   if (!header) throw new DomainError('unauthorized', 'A bearer access token is required (Authorization: Bearer <token>)');
   const [, scheme, token] = /^(\S+)(?: +(\S*))?$/.exec(header.trim()) ?? [];
   if (scheme?.toLowerCase() !== 'bearer') throw new DomainError('unauthorized', 'The Authorization header must use the Bearer scheme');
-  if (!token || !/^[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*$/.test(token)) throw new DomainError('unauthorized', 'The access token is malformed');
+  if (!token || !/^[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*$/.test(token))
+    throw new DomainError('unauthorized', 'The access token is malformed');
   return token;
 }
 
@@ -69,7 +72,7 @@ export function registerAccessControl(app: FastifyInstance, auth: AuthService): 
   app.decorateRequest('tokenHolder', null);
 
   app.addHook('onRoute', (route) => {
-    const access = (route.config as { access?: Access } | undefined)?.access;
+    const access = route.config?.access;
     if (access === undefined && !isPluginRoute(route.url, route.method) && route.method !== 'HEAD') {
       throw new Error(`route ${String(route.method)} ${route.url} declares no config.access`);
     }

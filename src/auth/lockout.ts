@@ -53,7 +53,8 @@ export class DatabaseLoginThrottle implements LoginThrottle {
       RETURNING failures AS attempts, ceil(extract(epoch FROM locked_until - now()))::int AS locked_seconds`.execute(this.db);
     const row = rows[0]!;
     // now() is when the statement began, which may be before the lockout it then waited for had started.
-    if (row.attempts > maxFailures) return { allowed: false, retryAfterSeconds: Math.min(lockoutSeconds, Math.max(1, row.locked_seconds!)) };
+    if (row.attempts > maxFailures)
+      return { allowed: false, retryAfterSeconds: Math.min(lockoutSeconds, Math.max(1, row.locked_seconds!)) };
     return { allowed: true, lockoutSeconds: row.attempts === maxFailures ? lockoutSeconds : 0 };
   }
 
@@ -88,7 +89,14 @@ export class RedisLoginThrottle implements LoginThrottle {
 
   async reserveAttempt(email: string): Promise<LoginAttempt> {
     const { maxFailures, lockoutSeconds } = this.policy;
-    const [allowed, milliseconds] = (await this.redis.eval(RESERVE_ATTEMPT, 2, lockKey(email), counterKey(email), maxFailures, lockoutSeconds * 1000)) as [number, number];
+    const [allowed, milliseconds] = (await this.redis.eval(
+      RESERVE_ATTEMPT,
+      2,
+      lockKey(email),
+      counterKey(email),
+      maxFailures,
+      lockoutSeconds * 1000,
+    )) as [number, number];
     const seconds = Math.ceil(milliseconds / 1000);
     return allowed === 1 ? { allowed: true, lockoutSeconds: seconds } : { allowed: false, retryAfterSeconds: seconds };
   }

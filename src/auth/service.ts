@@ -82,9 +82,16 @@ export class AuthService {
     const attempt = await this.throttle.reserveAttempt(email);
     if (!attempt.allowed) {
       await withTransaction(this.database, (tx) =>
-        record(tx, meta, { action: 'auth.login_locked', targetType: 'email', targetId: email, details: { retry_after_seconds: attempt.retryAfterSeconds } }),
+        record(tx, meta, {
+          action: 'auth.login_locked',
+          targetType: 'email',
+          targetId: email,
+          details: { retry_after_seconds: attempt.retryAfterSeconds },
+        }),
       );
-      throw new DomainError('too_many_attempts', 'Too many failed logins for this email; try again later', { retryAfterSeconds: attempt.retryAfterSeconds });
+      throw new DomainError('too_many_attempts', 'Too many failed logins for this email; try again later', {
+        retryAfterSeconds: attempt.retryAfterSeconds,
+      });
     }
     // One row read: the session is stamped with the credential version read with the hash verified here.
     const user = await findUserByEmail(this.database.db, email);
@@ -92,12 +99,20 @@ export class AuthService {
     const passwordMatches = await this.hasher.verify(password, user?.password_hash);
     if (!user || !passwordMatches || !user.is_active) {
       await withTransaction(this.database, (tx) =>
-        record(tx, { ...meta, id: user?.id ?? null, role: user?.role ?? null }, {
-          action: 'auth.login_failed',
-          targetType: 'user',
-          targetId: user?.id ?? null,
-          details: { email, reason: !user ? 'unknown_email' : !passwordMatches ? 'wrong_password' : 'disabled', ...(attempt.lockoutSeconds ? { locked_for_seconds: attempt.lockoutSeconds } : {}) },
-        }),
+        record(
+          tx,
+          { ...meta, id: user?.id ?? null, role: user?.role ?? null },
+          {
+            action: 'auth.login_failed',
+            targetType: 'user',
+            targetId: user?.id ?? null,
+            details: {
+              email,
+              reason: !user ? 'unknown_email' : !passwordMatches ? 'wrong_password' : 'disabled',
+              ...(attempt.lockoutSeconds ? { locked_for_seconds: attempt.lockoutSeconds } : {}),
+            },
+          },
+        ),
       );
       throw new DomainError('invalid_credentials', 'Email or password is wrong');
     }
@@ -135,7 +150,11 @@ export class AuthService {
       const user = await findUserById(tx, spent.userId);
       if (!user?.is_active) return undefined;
       const response = await this.issueTokens(tx, user, spent.sessionId, true);
-      await record(tx, { ...meta, id: user.id, role: user.role }, { action: 'auth.refreshed', targetType: 'session', targetId: spent.sessionId });
+      await record(
+        tx,
+        { ...meta, id: user.id, role: user.role },
+        { action: 'auth.refreshed', targetType: 'session', targetId: spent.sessionId },
+      );
       return response;
     });
     // The revocation above must commit, so the refusal is thrown only after the transaction.
@@ -174,7 +193,12 @@ export class AuthService {
       await moveSessionToCredentialVersion(tx, caller.sessionId, user.credential_version, changed.credential_version);
       // Revoked too, so that each says why it ended.
       const revoked = await revokeUserSessions(tx, caller.id, 'password_changed', caller.sessionId);
-      await record(tx, actor, { action: 'auth.password_changed', targetType: 'user', targetId: caller.id, details: { sessions_revoked: revoked } });
+      await record(tx, actor, {
+        action: 'auth.password_changed',
+        targetType: 'user',
+        targetId: caller.id,
+        details: { sessions_revoked: revoked },
+      });
     });
   }
 
@@ -214,7 +238,10 @@ export class AuthService {
    * Makes the first admin when none exists. Returns the generated password when it made one, so the
    * caller prints it once; it is kept nowhere but as a bcrypt hash.
    */
-  async bootstrapAdmin(email: string | undefined, password: string | undefined): Promise<{ email: string; generatedPassword?: string } | undefined> {
+  async bootstrapAdmin(
+    email: string | undefined,
+    password: string | undefined,
+  ): Promise<{ email: string; generatedPassword?: string } | undefined> {
     if (await adminExists(this.database.db)) return undefined;
     const adminEmail = email ?? 'admin@bank.local';
     const generatedPassword = password === undefined ? randomBytes(18).toString('base64url') : undefined;

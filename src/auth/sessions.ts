@@ -27,10 +27,18 @@ export async function openSession(tx: Tx, userId: string, credentialVersion: num
  * change or a disable stays ended.
  */
 export async function moveSessionToCredentialVersion(tx: Tx, sessionId: string, from: number, to: number): Promise<void> {
-  await tx.updateTable('sessions').set({ credential_version: to }).where('id', '=', sessionId).where('credential_version', '=', from).execute();
+  await tx
+    .updateTable('sessions')
+    .set({ credential_version: to })
+    .where('id', '=', sessionId)
+    .where('credential_version', '=', from)
+    .execute();
 }
 
-export async function registerAccessToken(tx: Tx, token: { jti: string; sessionId: string; userId: string; expiresInSeconds: number }): Promise<void> {
+export async function registerAccessToken(
+  tx: Tx,
+  token: { jti: string; sessionId: string; userId: string; expiresInSeconds: number },
+): Promise<void> {
   await tx
     .insertInto('access_tokens')
     .values({
@@ -48,7 +56,12 @@ export async function issueRefreshToken(tx: Tx, sessionId: string, lifetimeSecon
   const token = randomBytes(32).toString('base64url');
   await tx
     .insertInto('refresh_tokens')
-    .values({ token_hash: hashRefreshToken(token), session_id: sessionId, expires_at: sql<Date>`now() + make_interval(secs => ${lifetimeSeconds})`, used_at: null })
+    .values({
+      token_hash: hashRefreshToken(token),
+      session_id: sessionId,
+      expires_at: sql<Date>`now() + make_interval(secs => ${lifetimeSeconds})`,
+      used_at: null,
+    })
     .execute();
   return token;
 }
@@ -69,13 +82,13 @@ export interface ActiveAccessToken {
  * statement, so that the call itself is parsed and planned once per connection too.
  */
 export async function findActiveAccessTokens(database: DatabaseHandle, jtis: readonly string[]): Promise<ActiveAccessToken[]> {
-  return database.withSession((session) => session.query<ActiveAccessToken>('SELECT * FROM active_access_tokens($1::uuid[])', [[...jtis]], { prepared: true }));
+  return database.withSession((session) =>
+    session.query<ActiveAccessToken>('SELECT * FROM active_access_tokens($1::uuid[])', [[...jtis]], { prepared: true }),
+  );
 }
 
 export type RefreshOutcome =
-  | { kind: 'ok'; sessionId: string; userId: string }
-  | { kind: 'unknown' }
-  | { kind: 'reused'; sessionId: string };
+  { kind: 'ok'; sessionId: string; userId: string } | { kind: 'unknown' } | { kind: 'reused'; sessionId: string };
 
 /**
  * Spends a refresh token. The UPDATE ... WHERE used_at IS NULL makes it single-use even when two
@@ -103,17 +116,30 @@ export async function spendRefreshToken(tx: Tx, token: string): Promise<RefreshO
 }
 
 export async function revokeSession(tx: Tx, sessionId: string, reason: string): Promise<void> {
-  await tx.updateTable('sessions').set({ revoked_at: sql`now()`, revoked_reason: reason }).where('id', '=', sessionId).where('revoked_at', 'is', null).execute();
+  await tx
+    .updateTable('sessions')
+    .set({ revoked_at: sql`now()`, revoked_reason: reason })
+    .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
+    .execute();
 }
 
 /** Revokes every session of a user, but the one given (the caller's own, on a password change). */
 export async function revokeUserSessions(tx: Tx, userId: string, reason: string, exceptSessionId?: string): Promise<number> {
-  let query = tx.updateTable('sessions').set({ revoked_at: sql`now()`, revoked_reason: reason }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+  let query = tx
+    .updateTable('sessions')
+    .set({ revoked_at: sql`now()`, revoked_reason: reason })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null);
   if (exceptSessionId) query = query.where('id', '<>', exceptSessionId);
   const result = await query.executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
 
 export async function revokeAccessToken(tx: Tx, jti: string): Promise<void> {
-  await tx.updateTable('access_tokens').set({ revoked_at: sql`now()` }).where('jti', '=', jti).execute();
+  await tx
+    .updateTable('access_tokens')
+    .set({ revoked_at: sql`now()` })
+    .where('jti', '=', jti)
+    .execute();
 }

@@ -28,7 +28,12 @@ const MALFORMED = 'The access token is malformed';
 /** What a client hears of a token that jose refused. */
 function refusalOf(error: InstanceType<typeof joseErrors.JOSEError>): string {
   if (error instanceof joseErrors.JWTExpired) return EXPIRED;
-  if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid || error instanceof joseErrors.JWTClaimValidationFailed) return MALFORMED;
+  if (
+    error instanceof joseErrors.JWSInvalid ||
+    error instanceof joseErrors.JWTInvalid ||
+    error instanceof joseErrors.JWTClaimValidationFailed
+  )
+    return MALFORMED;
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'The access token is signed with an algorithm this service does not accept';
   return 'The access token is not valid';
 }
@@ -101,7 +106,13 @@ export class TokenService {
         typ: 'JWT',
       });
       const { sub, jti, role } = payload;
-      const wellFormed = typeof sub === 'string' && UUID.test(sub) && typeof jti === 'string' && UUID.test(jti) && typeof role === 'string' && ROLES.includes(role);
+      const wellFormed =
+        typeof sub === 'string' &&
+        UUID.test(sub) &&
+        typeof jti === 'string' &&
+        UUID.test(jti) &&
+        typeof role === 'string' &&
+        ROLES.includes(role);
       if (!wellFormed) throw new InvalidTokenError(MALFORMED);
       return payload as unknown as AccessClaims;
     } catch (error) {

@@ -86,7 +86,7 @@ export class BatchQueue<R, T> {
   /** The oldest waiting requests, up to maxBatch, passing over those whose key is in flight. */
   private takeBatch(): Waiting<R, T>[] {
     const batch: Waiting<R, T>[] = [];
-    for (let i = 0; i < this.waiting.length && batch.length < this.options.maxBatch; ) {
+    for (let i = 0; i < this.waiting.length && batch.length < this.options.maxBatch;) {
       const candidate = this.waiting[i]!;
       if (candidate.key !== null && this.keysInFlight.has(candidate.key)) {
         i++;
@@ -102,7 +102,8 @@ export class BatchQueue<R, T> {
   /** Runs a batch, frees its slot (which starts the next batch) and answers its requests, in the order startNextFirst sets. */
   private async serve(batch: Waiting<R, T>[], release: () => void): Promise<void> {
     const settled = await this.settle(batch);
-    const answer = () => settled.forEach(({ waiting, result }) => (result.ok ? waiting.resolve(result.value) : waiting.reject(result.error)));
+    const answer = () =>
+      settled.forEach(({ waiting, result }) => (result.ok ? waiting.resolve(result.value) : waiting.reject(result.error)));
     if (this.options.startNextFirst) {
       release();
       setImmediate(answer);
@@ -117,7 +118,8 @@ export class BatchQueue<R, T> {
     try {
       results = await this.options.run(batch.map((waiting) => waiting.request));
     } catch (error) {
-      if (batch.length === 1 || !this.options.mayBelongToOne?.(error)) return batch.map((waiting) => ({ waiting, result: { ok: false, error } }));
+      if (batch.length === 1 || !this.options.mayBelongToOne?.(error))
+        return batch.map((waiting) => ({ waiting, result: { ok: false, error } }));
       return (await Promise.all(batch.map((waiting) => this.settle([waiting])))).flat();
     }
     return batch.map((waiting, i) => ({ waiting, result: results[i]! }));

@@ -57,7 +57,9 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
     types: {
       // BIGINT is money: parse it to bigint, never to a float.
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID ? (value: string) => BigInt(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+        oid === INT8_OID
+          ? (value: string) => BigInt(value)
+          : (pg.types.getTypeParser(oid, format) as (value: string) => unknown)) as typeof pg.types.getTypeParser,
     },
   });
   // A client losing its server emits 'error': on the pool while idle, on the client itself while checked
@@ -71,8 +73,12 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
       const client = await pool.connect();
       try {
         return await fn({
-          query: async (sql, params, options) =>
-            (await client.query(options?.prepared ? { text: sql, values: params, name: preparedName(sql) } : { text: sql, values: params })).rows,
+          query: async <R>(sql: string, params?: unknown[], options?: { prepared?: boolean }) =>
+            (
+              await client.query<R & pg.QueryResultRow>(
+                options?.prepared ? { text: sql, values: params, name: preparedName(sql) } : { text: sql, values: params },
+              )
+            ).rows,
           script: async (sql) => void (await client.query(sql)),
         });
       } finally {

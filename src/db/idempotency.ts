@@ -53,7 +53,11 @@ export async function findStoredAnswer(tx: Tx, scope: IdempotencyScope): Promise
   return rows[0];
 }
 
-export async function recordAnswer(tx: Tx, scope: IdempotencyScope, answer: { response: string } | { problem: DomainError }): Promise<void> {
+export async function recordAnswer(
+  tx: Tx,
+  scope: IdempotencyScope,
+  answer: { response: string } | { problem: DomainError },
+): Promise<void> {
   const response = 'response' in answer ? answer.response : null;
   const problem = 'problem' in answer ? answer.problem : null;
   try {

@@ -187,7 +187,9 @@ async function refuseEditedMigrations(session: Session, migrations: Migration[])
   for (const row of rows) {
     const migration = byVersion.get(Number(row.version));
     if (!migration) {
-      throw new Error(`migration ${fileOf(Number(row.version), row.name)} was applied but its file is missing (recorded sha256 ${short(row.checksum)}): restore it`);
+      throw new Error(
+        `migration ${fileOf(Number(row.version), row.name)} was applied but its file is missing (recorded sha256 ${short(row.checksum)}): restore it`,
+      );
     }
     if (migration.checksum !== row.checksum) {
       throw new Error(

@@ -42,7 +42,11 @@ export interface TransactionOptions {
   snapshot?: boolean;
 }
 
-export async function withTransaction<T>(database: DatabaseHandle, fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+export async function withTransaction<T>(
+  database: DatabaseHandle,
+  fn: (tx: Tx) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
   return retried(() => {
     const builder = database.db.transaction();
     const transaction = options.snapshot ? builder.setIsolationLevel('repeatable read').setAccessMode('read only') : builder;

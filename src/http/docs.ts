@@ -81,7 +81,7 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
     },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
@@ -91,7 +91,10 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
   });
 
   // The bundle's footer logo is the one thing it would fetch from another host; point it at an empty image.
-  const bundle = readFileSync(REDOC_BUNDLE, 'utf8').replace('https://cdn.redoc.ly/redoc/logo-mini.svg', 'data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E');
+  const bundle = readFileSync(REDOC_BUNDLE, 'utf8').replace(
+    'https://cdn.redoc.ly/redoc/logo-mini.svg',
+    'data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E',
+  );
   app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   app.get('/redoc', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) =>
     reply.type('text/html; charset=utf-8').send(REDOC_PAGE),

@@ -106,7 +106,7 @@ function fieldErrors(error: FastifyError): FieldError[] {
     return [{ ...issue, message: types ? `must be a ${types.join(' or a ')}` : 'does not have an accepted form' }];
   });
   return collapsed.map((issue) => {
-    const params = issue.params as Record<string, unknown>;
+    const params = issue.params;
     const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const leaf = (params.missingProperty ?? params.additionalProperty) as string | undefined;
     const field = [path, leaf].filter(Boolean).join('.') || (error.validationContext ?? 'body');
@@ -140,7 +140,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const trouble = databaseTrouble(error);
     if (trouble) {
       request.log.warn({ err: error }, trouble === 'busy' ? 'database saturated' : 'database unavailable');
-      const detail = trouble === 'busy' ? 'The service is saturated; try again shortly' : 'The database is not reachable; try again shortly';
+      const detail =
+        trouble === 'busy' ? 'The service is saturated; try again shortly' : 'The database is not reachable; try again shortly';
       return sendProblem(reply.header('retry-after', '1'), problem('service_unavailable', detail));
     }
     const status = error.statusCode ?? 500;

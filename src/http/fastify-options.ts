@@ -44,9 +44,13 @@ export function fastifyOptions(config: Config, logger: FastifyServerOptions['log
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id);
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-        return sendProblem(reply, problem('validation_error', 'A path parameter is longer than 100 characters', [{ field: 'path', message: 'is too long' }]));
+        void sendProblem(
+          reply,
+          problem('validation_error', 'A path parameter is longer than 100 characters', [{ field: 'path', message: 'is too long' }]),
+        );
+        return;
       }
-      return sendProblem(reply, problem('bad_request', 'The URL is not valid: a path segment is not percent-encoded UTF-8'));
+      void sendProblem(reply, problem('bad_request', 'The URL is not valid: a path segment is not percent-encoded UTF-8'));
     },
   };
 }

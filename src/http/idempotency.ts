@@ -125,4 +125,3 @@ export async function runIdempotent<T>(
   if (answer instanceof DomainError) throw answer;
   return sendOutcome(reply, status, answer);
 }
-

@@ -39,7 +39,10 @@ export function registerMetrics(app: FastifyInstance): Registry {
         summary: 'Prometheus metrics in the text exposition format (scrape from the internal network only)',
         tags: ['operations'],
         produces: ['text/plain'],
-        response: { 200: { type: 'string', description: 'Prometheus text format' }, 400: { $ref: 'Problem#', description: 'A malformed request' } },
+        response: {
+          200: { type: 'string', description: 'Prometheus text format' },
+          400: { $ref: 'Problem#', description: 'A malformed request' },
+        },
       },
     },
     async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),

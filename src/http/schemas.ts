@@ -4,7 +4,11 @@ import { ERROR_STATUS } from './errors.js';
 import { validationError, type ErrorCode } from '../errors.js';
 
 // A pattern, not just format: 'uuid', which also admits the urn:uuid: form that PostgreSQL refuses.
-export const Uuid = Type.String({ format: 'uuid', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'An opaque id (UUID)' });
+export const Uuid = Type.String({
+  format: 'uuid',
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  description: 'An opaque id (UUID)',
+});
 export const IdParams = Type.Object({ id: Uuid });
 
 export const AccountNumber = Type.String({
@@ -19,14 +23,23 @@ export const AmountInput = Type.Union([Type.String(), Type.Number()], {
   examples: ['100.00'],
 });
 
-export const Money = Type.String({ pattern: '^-?[0-9]+\\.[0-9]{2}$', description: 'A decimal amount with two fraction digits', examples: ['5000.00'] });
+export const Money = Type.String({
+  pattern: '^-?[0-9]+\\.[0-9]{2}$',
+  description: 'A decimal amount with two fraction digits',
+  examples: ['5000.00'],
+});
 export const Timestamp = Type.String({ format: 'date-time' });
 
 /**
  * A UTC calendar day in a query. The `date` format checks the month's days (leap years included); the
  * pattern refuses year 0000, which the format admits and PostgreSQL's date cannot hold.
  */
-export const CalendarDay = Type.String({ format: 'date', pattern: '^(?!0000)[0-9]{4}-', description: 'A UTC calendar day, YYYY-MM-DD', examples: ['2026-01-31'] });
+export const CalendarDay = Type.String({
+  format: 'date',
+  pattern: '^(?!0000)[0-9]{4}-',
+  description: 'A UTC calendar day, YYYY-MM-DD',
+  examples: ['2026-01-31'],
+});
 
 export const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 currency code', examples: ['USD'] });
 export const Description = Type.String({ maxLength: 500 });
@@ -40,7 +53,6 @@ export function amountField(field: string, value: unknown): bigint {
     throw error;
   }
 }
-
 
 export const Problem = Type.Object(
   {

@@ -178,7 +178,12 @@ async function lockEntryAccounts(
  * since) passes them as `locked`, which spares a second round trip to lock them again. Behind it, the
  * journal's deferred trigger refuses an unbalanced transaction at commit.
  */
-export async function postTransaction(tx: Tx, posting: Posting, now: Date, locked?: ReadonlyMap<string, AccountRow>): Promise<TransactionRow> {
+export async function postTransaction(
+  tx: Tx,
+  posting: Posting,
+  now: Date,
+  locked?: ReadonlyMap<string, AccountRow>,
+): Promise<TransactionRow> {
   const { entries, ...header } = posting;
   // Balanced, locked and checked before the transaction row exists, so a bad posting writes nothing.
   const accounts = await lockEntryAccounts(tx, posting.currency, entries, locked);

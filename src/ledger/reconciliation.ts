@@ -53,7 +53,11 @@ export async function reconcile(tx: Tx): Promise<ReconciliationReport> {
       ledger_balance: formatAmount(row.ledger_balance),
     })),
     unbalanced_transactions: unbalanced.rows.map((row) => ({ transaction_id: row.transaction_id, net: formatAmount(row.net) })),
-    hold_mismatches: holds.rows.map((row) => ({ account_id: row.account_id, held: formatAmount(row.held), pending_total: formatAmount(row.pending_total) })),
+    hold_mismatches: holds.rows.map((row) => ({
+      account_id: row.account_id,
+      held: formatAmount(row.held),
+      pending_total: formatAmount(row.pending_total),
+    })),
     checked_at: total.checked_at.toISOString(),
   };
 }

@@ -55,7 +55,11 @@ export function listLoanRows(db: Db, filter: { userId?: string; status?: LoanSta
   if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
   if (filter.status !== undefined) query = query.where('status', '=', filter.status);
   if (filter.after) query = query.where(afterCursor('created_at', 'id', filter.after, 'desc'));
-  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
+  return query
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1)
+    .execute();
 }
 
 export interface Decision {
@@ -85,7 +89,13 @@ export function recordDecision(tx: Tx, id: string, decision: Decision): Promise<
 }
 
 export function markPaidOff(tx: Tx, id: string): Promise<LoanRow> {
-  return tx.updateTable('loans').set({ status: 'paid_off' }).where('id', '=', id).where('status', '=', 'active').returningAll().executeTakeFirstOrThrow();
+  return tx
+    .updateTable('loans')
+    .set({ status: 'paid_off' })
+    .where('id', '=', id)
+    .where('status', '=', 'active')
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 export async function insertInstallments(tx: Tx, loanId: string, schedule: ScheduledInstallment[]): Promise<void> {
@@ -146,7 +156,9 @@ export async function readInstallments(db: Db | Tx, loanIds: string[]): Promise<
  * cannot join an UPDATE to a VALUES list. The CHECKs refuse a paid part above its scheduled part.
  */
 export async function addPaidParts(tx: Tx, loanId: string, allocations: Allocation[]): Promise<void> {
-  const values = sql.join(allocations.map((a) => sql`(${a.number}::integer, ${a.principal.toString()}::bigint, ${a.interest.toString()}::bigint)`));
+  const values = sql.join(
+    allocations.map((a) => sql`(${a.number}::integer, ${a.principal.toString()}::bigint, ${a.interest.toString()}::bigint)`),
+  );
   await sql`UPDATE loan_installments
             SET paid_principal = loan_installments.paid_principal + v.principal, paid_interest = loan_installments.paid_interest + v.interest
             FROM (VALUES ${values}) AS v(number, principal, interest)

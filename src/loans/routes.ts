@@ -61,7 +61,12 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
     },
     async (request) => {
       const { status, limit, cursor } = request.query;
-      return listLoans(database.db, callerOf(request), { limit: limit ?? 20, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) }, today());
+      return listLoans(
+        database.db,
+        callerOf(request),
+        { limit: limit ?? 20, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) },
+        today(),
+      );
     },
   );
 
@@ -96,7 +101,8 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
         },
       },
     },
-    async (request) => withTransaction(database, (tx) => approveLoan(tx, actor(request), request.params.id, request.body.note ?? null, clock())),
+    async (request) =>
+      withTransaction(database, (tx) => approveLoan(tx, actor(request), request.params.id, request.body.note ?? null, clock())),
   );
 
   app.post(
@@ -149,8 +155,12 @@ export const loanRoutes: FastifyPluginAsyncTypebox<LoanRouteOptions> = async (ap
     },
     async (request, reply) => {
       const input = { amount: amountField('amount', request.body.amount), fromAccountId: request.body.from_account_id ?? null };
-      return runIdempotent(database, request, reply, { status: 201, userId: callerOf(request).id, meaning: { loanId: request.params.id, ...input } }, (tx) =>
-        repayLoan(tx, actor(request), request.params.id, input, clock()),
+      return runIdempotent(
+        database,
+        request,
+        reply,
+        { status: 201, userId: callerOf(request).id, meaning: { loanId: request.params.id, ...input } },
+        (tx) => repayLoan(tx, actor(request), request.params.id, input, clock()),
       );
     },
   );

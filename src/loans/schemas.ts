@@ -25,7 +25,11 @@ export const Loan = Type.Object({
   user_id: Uuid,
   account_id: Uuid,
   principal: Money,
-  annual_rate: Type.String({ pattern: '^[0-9]+\\.[0-9]{2}$', description: 'Percent a year, fixed when the loan is applied for', examples: ['12.00'] }),
+  annual_rate: Type.String({
+    pattern: '^[0-9]+\\.[0-9]{2}$',
+    description: 'Percent a year, fixed when the loan is applied for',
+    examples: ['12.00'],
+  }),
   term_months: Type.Integer({ minimum: 1, maximum: 360 }),
   monthly_installment: Money,
   total_payable: { ...Money, description: 'The sum of all installments' },

@@ -20,7 +20,15 @@ import {
   recordDecision,
   type InstallmentRecord,
 } from './repository.js';
-import { allocatePayment, buildSchedule, formatAnnualRate, outstandingTotal, parseAnnualRate, quoteLoan, type InstallmentBalance } from './schedule.js';
+import {
+  allocatePayment,
+  buildSchedule,
+  formatAnnualRate,
+  outstandingTotal,
+  parseAnnualRate,
+  quoteLoan,
+  type InstallmentBalance,
+} from './schedule.js';
 
 export type InstallmentStatus = 'due' | 'paid' | 'overdue';
 
@@ -122,7 +130,13 @@ export interface LoanApplication {
  * A customer applies for a loan into one of its own active accounts, at the configured rate, which the
  * loan keeps whatever the configuration later says. The answer quotes the installment and the total.
  */
-export async function applyForLoan(tx: Tx, actor: Actor & { id: string }, input: LoanApplication, annualRate: string, today: string): Promise<LoanView> {
+export async function applyForLoan(
+  tx: Tx,
+  actor: Actor & { id: string },
+  input: LoanApplication,
+  annualRate: string,
+  today: string,
+): Promise<LoanView> {
   const account = await findCustomerAccountOf(tx, actor.id, input.accountId);
   if (!account) throw new DomainError('account_not_found', `No account ${input.accountId} of yours`);
   assertActive(account);
@@ -130,7 +144,8 @@ export async function applyForLoan(tx: Tx, actor: Actor & { id: string }, input:
   const quote = quoteLoan(terms);
   // A principal so small for its term that the installment rounds to 0.00 would leave months with
   // nothing to pay and the whole loan due at the end: not an instalment loan.
-  if (quote.monthlyInstallment === 0n) throw validationError('principal', `is too small to be repaid in ${input.termMonths} monthly installments`);
+  if (quote.monthlyInstallment === 0n)
+    throw validationError('principal', `is too small to be repaid in ${input.termMonths} monthly installments`);
   const loan = await insertLoan(tx, { userId: actor.id, accountId: account.id, ...terms, ...quote, purpose: input.purpose });
   await record(tx, actor, {
     action: 'loan.applied',
@@ -172,12 +187,20 @@ export async function listLoans(
     ...(query.status ? { status: query.status } : {}),
   });
   const byLoan = new Map<string, InstallmentRecord[]>();
-  for (const row of await readInstallments(db, rows.slice(0, query.limit).map((loan) => loan.id))) {
+  for (const row of await readInstallments(
+    db,
+    rows.slice(0, query.limit).map((loan) => loan.id),
+  )) {
     const schedule = byLoan.get(row.loan_id);
     if (schedule) schedule.push(row);
     else byLoan.set(row.loan_id, [row]);
   }
-  return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), (row) => toLoanView(row, byLoan.get(row.id) ?? [], today));
+  return toPage(
+    rows,
+    query.limit,
+    (row) => ({ at: row.created_at, id: row.id }),
+    (row) => toLoanView(row, byLoan.get(row.id) ?? [], today),
+  );
 }
 
 async function lockPendingLoan(tx: Tx, id: string): Promise<LoanRow> {
@@ -273,7 +296,13 @@ export interface Repayment {
 }
 
 function balanceOf(row: InstallmentRecord): InstallmentBalance {
-  return { number: row.number, principal: row.principal, interest: row.interest, paidPrincipal: row.paid_principal, paidInterest: row.paid_interest };
+  return {
+    number: row.number,
+    principal: row.principal,
+    interest: row.interest,
+    paidPrincipal: row.paid_principal,
+    paidInterest: row.paid_interest,
+  };
 }
 
 /**
@@ -308,7 +337,8 @@ export async function repayLoan(
   const payer = await findCustomerAccountOf(tx, actor.id, payerId);
   if (!payer) throw new DomainError('account_not_found', `No account ${payerId} of yours`);
   const loanCurrency = (await findCustomerAccountOf(tx, loan.user_id, loan.account_id))!.currency;
-  if (payer.currency !== loanCurrency) throw new DomainError('currency_mismatch', `The loan is in ${loanCurrency}; the account holds ${payer.currency}`);
+  if (payer.currency !== loanCurrency)
+    throw new DomainError('currency_mismatch', `The loan is in ${loanCurrency}; the account holds ${payer.currency}`);
   const fundId = await internalAccount(tx, 'loan_fund', loanCurrency);
   const incomeId = await internalAccount(tx, 'interest_income', loanCurrency);
   const locked = await lockAccounts(tx, [payer.id, fundId, incomeId]);

@@ -84,7 +84,10 @@ const TYPE_LABELS: Record<StatementEntryRow['type'], string> = {
 const OUTSIDE_WIN_ANSI = /[^\x20-\x7e\xa0-\xff€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]/gu;
 
 function toWinAnsi(text: string): string {
-  return text.normalize('NFC').replace(/[\r\n\t]+/g, ' ').replace(OUTSIDE_WIN_ANSI, '?');
+  return text
+    .normalize('NFC')
+    .replace(/[\r\n\t]+/g, ' ')
+    .replace(OUTSIDE_WIN_ANSI, '?');
 }
 
 /** "-1234567.89" -> "-1,234,567.89": grouping for the reader, on the exact decimal text. */
@@ -176,7 +179,12 @@ class StatementLayout {
     this.#paint((doc) => {
       doc.rect(MARGIN_X, top, CONTENT_WIDTH, TABLE_HEADER_HEIGHT).fill(HEADER_FILL);
       doc.font(BOLD).fontSize(8.5).fillColor(INK);
-      drawCells(doc, columns, top + 5, columns.map((column) => ({ text: column.title })));
+      drawCells(
+        doc,
+        columns,
+        top + 5,
+        columns.map((column) => ({ text: column.title })),
+      );
     });
     this.#y += TABLE_HEADER_HEIGHT;
   }
@@ -200,14 +208,24 @@ class StatementLayout {
     this.#columns = null;
     if (this.#y + ROW_HEIGHT > BODY_BOTTOM) this.#newPage();
     const top = this.#y + 4;
-    this.#paint((doc) => doc.font(REGULAR).fontSize(9).fillColor(color).text(text, MARGIN_X + CELL_PADDING, top, { lineBreak: false }));
+    this.#paint((doc) =>
+      doc
+        .font(REGULAR)
+        .fontSize(9)
+        .fillColor(color)
+        .text(text, MARGIN_X + CELL_PADDING, top, { lineBreak: false }),
+    );
     this.#y += ROW_HEIGHT;
   }
 
   #drawFirstPageHeader(doc: PDFKit.PDFDocument): void {
     const { header, context } = this;
     const period = `${header.period.from} to ${header.period.to}`;
-    doc.font(BOLD).fontSize(20).fillColor(ACCENT).text(fit(doc, toWinAnsi(context.bankName), CONTENT_WIDTH - 200), MARGIN_X, 40, { lineBreak: false });
+    doc
+      .font(BOLD)
+      .fontSize(20)
+      .fillColor(ACCENT)
+      .text(fit(doc, toWinAnsi(context.bankName), CONTENT_WIDTH - 200), MARGIN_X, 40, { lineBreak: false });
     doc.font(REGULAR).fontSize(12).fillColor(MUTED).text('Account statement', MARGIN_X, 67, { lineBreak: false });
     doc.font(REGULAR).fontSize(8).fillColor(MUTED);
     drawRight(doc, 'Period (UTC)', 42);
@@ -226,7 +244,11 @@ class StatementLayout {
     let x = MARGIN_X;
     for (const [label, value, width] of facts) {
       doc.font(REGULAR).fontSize(8).fillColor(MUTED).text(label, x, 102, { lineBreak: false });
-      doc.font(BOLD).fontSize(11).fillColor(INK).text(fit(doc, value, width - 10), x, 114, { lineBreak: false });
+      doc
+        .font(BOLD)
+        .fontSize(11)
+        .fillColor(INK)
+        .text(fit(doc, value, width - 10), x, 114, { lineBreak: false });
       x += width;
     }
 
@@ -241,14 +263,26 @@ class StatementLayout {
     boxes.forEach(([label, amount], i) => {
       const left = MARGIN_X + i * (boxWidth + gap);
       doc.rect(left, 142, boxWidth, 46).fill(BOX_FILL);
-      doc.font(REGULAR).fontSize(8).fillColor(MUTED).text(`${label} (${header.account.currency})`, left + 9, 150, { lineBreak: false });
-      doc.font(BOLD).fontSize(13).fillColor(amount < 0n ? NEGATIVE : INK).text(money(amount), left + 9, 165, { lineBreak: false });
+      doc
+        .font(REGULAR)
+        .fontSize(8)
+        .fillColor(MUTED)
+        .text(`${label} (${header.account.currency})`, left + 9, 150, { lineBreak: false });
+      doc
+        .font(BOLD)
+        .fontSize(13)
+        .fillColor(amount < 0n ? NEGATIVE : INK)
+        .text(money(amount), left + 9, 165, { lineBreak: false });
     });
   }
 
   #drawRunningHeader(doc: PDFKit.PDFDocument): void {
     const { header, context } = this;
-    doc.font(BOLD).fontSize(10).fillColor(ACCENT).text(fit(doc, toWinAnsi(context.bankName), 220), MARGIN_X, 36, { lineBreak: false });
+    doc
+      .font(BOLD)
+      .fontSize(10)
+      .fillColor(ACCENT)
+      .text(fit(doc, toWinAnsi(context.bankName), 220), MARGIN_X, 36, { lineBreak: false });
     doc.font(REGULAR).fontSize(8.5).fillColor(MUTED);
     drawRight(doc, `Statement of account ${header.account.account_number} · ${header.period.from} to ${header.period.to}`, 37.5);
     rule(doc, 54);
@@ -257,9 +291,14 @@ class StatementLayout {
   #drawFooter(doc: PDFKit.PDFDocument): void {
     rule(doc, FOOTER_Y - 8);
     doc.font(REGULAR).fontSize(7.5).fillColor(MUTED);
-    doc.text(`Amounts in ${this.header.account.currency}; money leaving the account is negative. Dates and times are UTC.`, MARGIN_X, FOOTER_Y, {
-      lineBreak: false,
-    });
+    doc.text(
+      `Amounts in ${this.header.account.currency}; money leaving the account is negative. Dates and times are UTC.`,
+      MARGIN_X,
+      FOOTER_Y,
+      {
+        lineBreak: false,
+      },
+    );
     drawRight(doc, `Page ${this.pageNumber} of ${this.totalPages}`, FOOTER_Y);
   }
 }

@@ -63,11 +63,24 @@ export function entriesOver(db: Db | Tx, accountId: string, span: Span) {
         eb(
           'other.id',
           '=',
-          eb.case().when('t.from_account_id', '=', eb.ref('e.account_id')).then(eb.ref('t.to_account_id')).else(eb.ref('t.from_account_id')).end(),
+          eb
+            .case()
+            .when('t.from_account_id', '=', eb.ref('e.account_id'))
+            .then(eb.ref('t.to_account_id'))
+            .else(eb.ref('t.from_account_id'))
+            .end(),
         ),
       ),
     )
-    .select(['e.transaction_id', 'e.posted_at', 't.type', 't.description', 'e.amount', 'e.balance_after', 'other.account_number as counterparty'])
+    .select([
+      'e.transaction_id',
+      'e.posted_at',
+      't.type',
+      't.description',
+      'e.amount',
+      'e.balance_after',
+      'other.account_number as counterparty',
+    ])
     .where('e.account_id', '=', accountId)
     .where('e.posted_at', '>=', span.start)
     .where('e.posted_at', '<', span.end)

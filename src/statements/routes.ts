@@ -70,7 +70,9 @@ export const statementRoutes: FastifyPluginAsyncTypebox<{ config: Config; databa
       const period = resolvePeriod(request.query, clock(), config.statementMaxDays);
       const format = request.query.format ?? 'json';
       if (format === 'json') {
-        return withTransaction(database, (tx) => readStatement(tx, caller, request.params.id, period, batchSizeFor(format)), { snapshot: true });
+        return withTransaction(database, (tx) => readStatement(tx, caller, request.params.id, period, batchSizeFor(format)), {
+          snapshot: true,
+        });
       }
       // The snapshot transaction lasts exactly as long as the download: withTransaction ends it (and the
       // cursor in it) and gives the connection back once sendUntilClosed returns, however the download ended.
@@ -81,10 +83,16 @@ export const statementRoutes: FastifyPluginAsyncTypebox<{ config: Config; databa
         async (tx) => {
           const header = await readStatementHeader(tx, caller, request.params.id, period);
           const entries = streamStatementEntries(tx, header, batchSizeFor(format));
-          const chunks = format === 'csv' ? renderStatementCsv(entries) : renderStatementPdf(header, entries, { bankName: config.bankName, issuedAt: clock() });
+          const chunks =
+            format === 'csv'
+              ? renderStatementCsv(entries)
+              : renderStatementPdf(header, entries, { bankName: config.bankName, issuedAt: clock() });
           reply
             .type(FILE_TYPES[format])
-            .header('content-disposition', `attachment; filename="statement-${header.account.account_number}-${period.from}-${period.to}.${format}"`)
+            .header(
+              'content-disposition',
+              `attachment; filename="statement-${header.account.account_number}-${period.from}-${period.to}.${format}"`,
+            )
             .header('cache-control', 'no-store');
           // A small read-ahead: at most two chunks (batches) wait for a slow client.
           await sendUntilClosed(reply, Readable.from(chunks, { highWaterMark: 2 }));

@@ -5,16 +5,27 @@ import { TransactionType } from '../ledger/schemas.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
-const Counterparty = Nullable({ ...AccountNumber, description: 'The other side’s account number; null for the bank’s own side (cash, loan fund)' });
+const Counterparty = Nullable({
+  ...AccountNumber,
+  description: 'The other side’s account number; null for the bank’s own side (cash, loan fund)',
+});
 
 const STATEMENT_FORMATS = ['json', 'csv', 'pdf'] as const;
 export type StatementFormat = (typeof STATEMENT_FORMATS)[number];
 
 export const StatementQuery = Type.Object(
   {
-    from: Type.Optional({ ...CalendarDay, description: 'First day of the period (inclusive); default: the first day of the month of `to`' }),
+    from: Type.Optional({
+      ...CalendarDay,
+      description: 'First day of the period (inclusive); default: the first day of the month of `to`',
+    }),
     to: Type.Optional({ ...CalendarDay, description: 'Last day of the period (inclusive); default: today (UTC)' }),
-    format: Type.Optional(Type.Union(STATEMENT_FORMATS.map((format) => Type.Literal(format)), { default: 'json' })),
+    format: Type.Optional(
+      Type.Union(
+        STATEMENT_FORMATS.map((format) => Type.Literal(format)),
+        { default: 'json' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -47,7 +58,8 @@ const Statement = Type.Object({
   total_debits: { ...Money, description: 'Sum of the entries leaving the account, as a positive amount' },
   entries: Type.Array(StatementEntry, { description: 'The journal entries of the period, oldest first (posted_at, then posting order)' }),
   held: Type.Array(HeldTransfer, {
-    description: 'Outgoing transfers created by the end of the period and still pending review: their amount is held, but no money has moved',
+    description:
+      'Outgoing transfers created by the end of the period and still pending review: their amount is held, but no money has moved',
   }),
 });
 
@@ -60,7 +72,9 @@ function withOpenApi30Examples(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(withOpenApi30Examples);
   if (schema === null || typeof schema !== 'object') return schema;
   return Object.fromEntries(
-    Object.entries(schema).map(([key, value]) => (key === 'examples' && Array.isArray(value) ? ['example', value[0]] : [key, withOpenApi30Examples(value)])),
+    Object.entries(schema).map(([key, value]) =>
+      key === 'examples' && Array.isArray(value) ? ['example', value[0]] : [key, withOpenApi30Examples(value)],
+    ),
   );
 }
 

@@ -106,7 +106,9 @@ export async function* streamStatementEntries(tx: Tx, header: StatementHeader, b
     await nextTurn();
   }
   if (count !== header.entryCount || header.openingBalance + net !== header.closingBalance) {
-    throw new Error(`statement of ${header.account.id} changed while streaming: ${count} entries netting ${net}, header said ${header.entryCount}`);
+    throw new Error(
+      `statement of ${header.account.id} changed while streaming: ${count} entries netting ${net}, header said ${header.entryCount}`,
+    );
   }
 }
 
@@ -164,7 +166,13 @@ function toHeldTransferView(held: PendingTransferRow): HeldTransferView {
 }
 
 /** The JSON statement: header and every entry, read in the caller's snapshot transaction. */
-export async function readStatement(tx: Tx, caller: AuthenticatedUser, accountId: string, period: Period, batchSize: number): Promise<StatementView> {
+export async function readStatement(
+  tx: Tx,
+  caller: AuthenticatedUser,
+  accountId: string,
+  period: Period,
+  batchSize: number,
+): Promise<StatementView> {
   const header = await readStatementHeader(tx, caller, accountId, period);
   const entries: StatementEntryView[] = [];
   for await (const batch of streamStatementEntries(tx, header, batchSize)) entries.push(...batch.map(toStatementEntryView));

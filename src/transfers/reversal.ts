@@ -14,7 +14,13 @@ const REVERSIBLE = new Set(['transfer', 'deposit', 'withdrawal']);
  * queues concurrent attempts, and the UNIQUE key on transactions.reverses_id refuses a second reversal
  * even from code that skipped the lock.
  */
-export async function reverseTransaction(tx: Tx, actor: Actor & { id: string }, id: string, reason: string, now: Date): Promise<TransactionView> {
+export async function reverseTransaction(
+  tx: Tx,
+  actor: Actor & { id: string },
+  id: string,
+  reason: string,
+  now: Date,
+): Promise<TransactionView> {
   const original = await lockTransaction(tx, id);
   if (!original) throw new DomainError('not_found', 'No such transaction');
   if (original.type === 'reversal' || !REVERSIBLE.has(original.type) || original.status !== 'completed') {
@@ -28,7 +34,8 @@ export async function reverseTransaction(tx: Tx, actor: Actor & { id: string }, 
   const giver = accounts.get(original.to_account_id)!;
   const taker = accounts.get(original.from_account_id)!;
   for (const account of [giver, taker]) {
-    if (account.status !== 'active') throw new DomainError('account_not_active', `Account ${account.account_number ?? account.system_code} is ${account.status}`);
+    if (account.status !== 'active')
+      throw new DomainError('account_not_active', `Account ${account.account_number ?? account.system_code} is ${account.status}`);
   }
   if (giver.type !== 'internal' && giver.balance - giver.held < original.amount) {
     throw new DomainError('insufficient_funds', describeShortfall(giver.balance - giver.held, original.amount));

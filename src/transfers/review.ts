@@ -11,7 +11,11 @@ export async function listFlagged(db: Db, query: { limit: number; cursor?: strin
   let select = selectTransactions(db).where('t.status', '=', 'pending_review');
   const after = decodeCursor(query.cursor);
   if (after) select = select.where(afterCursor('t.created_at', 't.id', after, 'asc'));
-  const rows = await select.orderBy('t.created_at').orderBy('t.id').limit(query.limit + 1).execute();
+  const rows = await select
+    .orderBy('t.created_at')
+    .orderBy('t.id')
+    .limit(query.limit + 1)
+    .execute();
   return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), toTransactionView);
 }
 
@@ -27,7 +31,13 @@ async function lockPending(tx: Tx, id: string) {
  * closed while the transfer waited stops the approval (409 account_not_active) and the transfer stays
  * pending, so the admin either unfreezes the account or rejects the transfer, which releases the hold.
  */
-export async function approveTransfer(tx: Tx, actor: Actor & { id: string }, id: string, note: string | null, now: Date): Promise<TransactionView> {
+export async function approveTransfer(
+  tx: Tx,
+  actor: Actor & { id: string },
+  id: string,
+  note: string | null,
+  now: Date,
+): Promise<TransactionView> {
   const held = await lockPending(tx, id);
   const accounts = await lockAccounts(tx, [held.from_account_id, held.to_account_id]);
   for (const account of accounts.values()) {
@@ -44,7 +54,13 @@ export async function approveTransfer(tx: Tx, actor: Actor & { id: string }, id:
 }
 
 /** Rejects a held transfer at `now`: the hold is released, nothing moves. Allowed whatever the accounts' status. */
-export async function rejectTransfer(tx: Tx, actor: Actor & { id: string }, id: string, reason: string, now: Date): Promise<TransactionView> {
+export async function rejectTransfer(
+  tx: Tx,
+  actor: Actor & { id: string },
+  id: string,
+  reason: string,
+  now: Date,
+): Promise<TransactionView> {
   const held = await lockPending(tx, id);
   await releaseHeldTransfer(tx, held, { reviewerId: actor.id, note: reason }, now);
   await record(tx, actor, {

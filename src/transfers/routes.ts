@@ -23,7 +23,6 @@ export interface TransferRouteOptions {
 }
 
 export const transferRoutes: FastifyPluginAsyncTypebox<TransferRouteOptions> = async (app, { config, database, transfers, clock }) => {
-
   app.post(
     '/transactions/transfer',
     {
@@ -121,7 +120,8 @@ export const transferRoutes: FastifyPluginAsyncTypebox<TransferRouteOptions> = a
         response: { 200: TransactionPage, ...errorResponses('validation_error', 'unauthorized', 'forbidden') },
       },
     },
-    async (request) => listFlagged(database.db, { limit: request.query.limit ?? 20, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) }),
+    async (request) =>
+      listFlagged(database.db, { limit: request.query.limit ?? 20, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) }),
   );
 
   app.get(
@@ -156,7 +156,9 @@ export const transferRoutes: FastifyPluginAsyncTypebox<TransferRouteOptions> = a
       },
     },
     async (request) =>
-      withTransaction(database, (tx) => approveTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.note ?? null, clock())),
+      withTransaction(database, (tx) =>
+        approveTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.note ?? null, clock()),
+      ),
   );
 
   app.post(
@@ -169,11 +171,16 @@ export const transferRoutes: FastifyPluginAsyncTypebox<TransferRouteOptions> = a
         tags: ['review'],
         params: IdParams,
         body: ReasonBody,
-        response: { 200: Type.Ref(Transaction), ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'not_pending') },
+        response: {
+          200: Type.Ref(Transaction),
+          ...errorResponses('validation_error', 'unauthorized', 'forbidden', 'not_found', 'not_pending'),
+        },
       },
     },
     async (request) =>
-      withTransaction(database, (tx) => rejectTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.reason, clock())),
+      withTransaction(database, (tx) =>
+        rejectTransfer(tx, { ...actorOf(request), id: callerOf(request).id }, request.params.id, request.body.reason, clock()),
+      ),
   );
 
   app.post(

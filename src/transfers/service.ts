@@ -53,7 +53,15 @@ const TRANSFER_BATCH = 'SELECT * FROM transfer_batch($1::jsonb, $2::jsonb, $3::t
 
 /** A transfer's answer: the transaction as created, with the `transaction_id` that the transfer's answer adds (docs/api.md). */
 function transferView(row: TransferBatchRow): TransferView {
-  const view = toTransactionView({ ...row, type: 'transfer', reviewed_by: null, reviewed_at: null, review_note: null, reverses: null, reversed_by: null });
+  const view = toTransactionView({
+    ...row,
+    type: 'transfer',
+    reviewed_by: null,
+    reviewed_at: null,
+    review_note: null,
+    reverses: null,
+    reversed_by: null,
+  });
   return { ...view, transaction_id: view.id };
 }
 
@@ -78,7 +86,9 @@ export async function transferBatch(
   now: Date,
 ): Promise<Settled<Outcome<TransferView>>[]> {
   const results: (Settled<Outcome<TransferView>> | undefined)[] = requests.map((request) =>
-    request.input.fromAccount === request.input.toAccount ? { ok: false, error: validationError('to_account', 'must differ from from_account') } : undefined,
+    request.input.fromAccount === request.input.toAccount
+      ? { ok: false, error: validationError('to_account', 'must differ from from_account') }
+      : undefined,
   );
   const sent = requests.flatMap((request, index) => (results[index] ? [] : [{ request, index }]));
   if (sent.length === 0) return results as Settled<Outcome<TransferView>>[];
@@ -118,7 +128,12 @@ export type TransferQueue = BatchQueue<TransferRequest, Outcome<TransferView>>;
  * The group commit of transfers: the transfers that arrive while a batch is being committed are
  * committed together, by transferBatch, in one statement. `onBatch` hears each batch's size (metrics).
  */
-export function createTransferQueue(database: DatabaseHandle, settings: TransferSettings, clock: () => Date, onBatch: (size: number) => void): TransferQueue {
+export function createTransferQueue(
+  database: DatabaseHandle,
+  settings: TransferSettings,
+  clock: () => Date,
+  onBatch: (size: number) => void,
+): TransferQueue {
   return new BatchQueue<TransferRequest, Outcome<TransferView>>({
     // The clock is read for each run: a batch run again after a serialization failure takes the time anew.
     run: (requests) => withAutocommit(database, (session) => transferBatch(session, requests, settings, clock())),
@@ -198,7 +213,10 @@ export async function listTransactions(db: Db, caller: AuthenticatedUser, filter
       (['from_account_id', 'to_account_id'] as const).map((side) => {
         let page = db.selectFrom('transactions as m').select('m.id').where(`m.${side}`, '=', accountId);
         for (const condition of conditions('m')) page = page.where(condition);
-        return page.orderBy('m.created_at', 'desc').orderBy('m.id', 'desc').limit(filter.limit + 1);
+        return page
+          .orderBy('m.created_at', 'desc')
+          .orderBy('m.id', 'desc')
+          .limit(filter.limit + 1);
       }),
     );
     // UNION ALL: a transfer between two of the listed accounts is in two of the pages, and IN counts it once.
@@ -210,6 +228,10 @@ export async function listTransactions(db: Db, caller: AuthenticatedUser, filter
   } else {
     for (const condition of conditions('t')) query = query.where(condition);
   }
-  const rows = await query.orderBy('t.created_at', 'desc').orderBy('t.id', 'desc').limit(filter.limit + 1).execute();
+  const rows = await query
+    .orderBy('t.created_at', 'desc')
+    .orderBy('t.id', 'desc')
+    .limit(filter.limit + 1)
+    .execute();
   return toPage(rows, filter.limit, (row) => ({ at: row.created_at, id: row.id }), toTransactionView);
 }

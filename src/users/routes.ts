@@ -57,7 +57,10 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandle }>
     async (request) => {
       const { name, is_active } = request.body;
       const user = await withTransaction(database, (tx) =>
-        updateUser(tx, actorOf(request), request.params.id, { ...(name !== undefined ? { name } : {}), ...(is_active !== undefined ? { isActive: is_active } : {}) }),
+        updateUser(tx, actorOf(request), request.params.id, {
+          ...(name !== undefined ? { name } : {}),
+          ...(is_active !== undefined ? { isActive: is_active } : {}),
+        }),
       );
       return toUserView(user);
     },

@@ -45,7 +45,12 @@ export async function createUser(tx: Tx, actor: Actor, input: NewUser): Promise<
     if (sqlState(error) === '23505') throw new DomainError('email_taken', 'A user with this email already exists');
     throw error;
   }
-  await record(tx, actor, { action: 'user.created', targetType: 'user', targetId: user.id, details: { email: user.email, role: user.role } });
+  await record(tx, actor, {
+    action: 'user.created',
+    targetType: 'user',
+    targetId: user.id,
+    details: { email: user.email, role: user.role },
+  });
   return user;
 }
 
@@ -67,7 +72,11 @@ export async function listUsers(db: Db, query: { role?: Role; limit: number; cur
   if (query.role) select = select.where('role', '=', query.role);
   const after = decodeCursor(query.cursor);
   if (after) select = select.where(afterCursor('created_at', 'id', after, 'asc'));
-  const rows = await select.orderBy('created_at').orderBy('id').limit(query.limit + 1).execute();
+  const rows = await select
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(query.limit + 1)
+    .execute();
   return toPage(rows, query.limit, (row) => ({ at: row.created_at, id: row.id }), toUserView);
 }
 
@@ -78,16 +87,24 @@ export async function listUsers(db: Db, query: { role?: Role; limit: number; cur
 export async function updateUser(tx: Tx, actor: Actor, id: string, patch: { name?: string; isActive?: boolean }): Promise<UserRow> {
   const before = await tx.selectFrom('users').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
   if (!before) throw new DomainError('not_found', 'No such user');
-  if (patch.isActive === false && before.id === actor.id) throw new DomainError('validation_error', 'An admin cannot disable itself', { errors: [{ field: 'is_active', message: 'cannot disable yourself' }] });
+  if (patch.isActive === false && before.id === actor.id)
+    throw new DomainError('validation_error', 'An admin cannot disable itself', {
+      errors: [{ field: 'is_active', message: 'cannot disable yourself' }],
+    });
   const user = await tx
     .updateTable('users')
-    .set({ ...(patch.name !== undefined ? { name: patch.name } : {}), ...(patch.isActive !== undefined ? { is_active: patch.isActive } : {}), updated_at: sql`now()` })
+    .set({
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.isActive !== undefined ? { is_active: patch.isActive } : {}),
+      updated_at: sql`now()`,
+    })
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirstOrThrow();
   const changes: Record<string, unknown> = {};
   if (patch.name !== undefined && patch.name !== before.name) changes.name = { from: before.name, to: patch.name };
-  if (patch.isActive !== undefined && patch.isActive !== before.is_active) changes.is_active = { from: before.is_active, to: patch.isActive };
+  if (patch.isActive !== undefined && patch.isActive !== before.is_active)
+    changes.is_active = { from: before.is_active, to: patch.isActive };
   const action = changes.is_active ? (patch.isActive ? 'user.enabled' : 'user.disabled') : 'user.updated';
   await record(tx, actor, { action, targetType: 'user', targetId: id, details: changes });
   return user;

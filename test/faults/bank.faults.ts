@@ -86,7 +86,11 @@ let databaseUrl: string;
 let servers: ServerProcess[] = [];
 
 /** A request to a random live-looking server; throws only on the network (refused, reset, timed out). */
-function call(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
+function call(
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<HttpAnswer> {
   const server = servers[randomInt(servers.length)]!;
   return http(server.url, method, path, { ...options, timeoutMs: REQUEST_TIMEOUT_MS });
 }
@@ -127,7 +131,9 @@ describe('bank: random transfers while servers and the database crash', () => {
 
   it('acknowledged transfers are exactly the ledger; balances replay; reconciliation always ok', async () => {
     // ---------------------------------------------------------------- setup (no faults yet)
-    const login = await settle('admin login', () => call('POST', '/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } }));
+    const login = await settle('admin login', () =>
+      call('POST', '/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } }),
+    );
     expect(login.status, login.text).toBe(200);
     const adminToken: string = login.body.access_token;
 
@@ -140,13 +146,22 @@ describe('bank: random transfers while servers and the database crash', () => {
       expect(registered.status, registered.text).toBe(201);
       const opened = await call('POST', `/accounts/?user_id=${registered.body.user.id}`, { token: adminToken, body: {} });
       expect(opened.status, opened.text).toBe(201);
-      accounts.push({ id: opened.body.id, number: opened.body.account_number, token: registered.body.access_token, userId: registered.body.user.id });
+      accounts.push({
+        id: opened.body.id,
+        number: opened.body.account_number,
+        token: registered.body.access_token,
+        userId: registered.body.user.id,
+      });
     }
     const depositIds: string[] = [];
     for (const account of accounts) {
       const key = randomUUID();
       const deposit = await settle('deposit', () =>
-        call('POST', `/accounts/${account.id}/deposit`, { token: adminToken, body: { amount: cents(INITIAL_DEPOSIT_CENTS) }, headers: { 'idempotency-key': key } }),
+        call('POST', `/accounts/${account.id}/deposit`, {
+          token: adminToken,
+          body: { amount: cents(INITIAL_DEPOSIT_CENTS) },
+          headers: { 'idempotency-key': key },
+        }),
       );
       expect(deposit.status, deposit.text).toBe(201);
       depositIds.push(deposit.body.id);
@@ -169,14 +184,22 @@ describe('bank: random transfers while servers and the database crash', () => {
         try {
           answer = await call('POST', '/transactions/transfer', { token: from.token, body, headers: { 'idempotency-key': op.key } });
         } catch (error) {
-          op.unknowns.push(`network: ${(error as Error).cause ? String(((error as Error).cause as Error).message) : (error as Error).message}`);
+          op.unknowns.push(
+            `network: ${(error as Error).cause ? String(((error as Error).cause as Error).message) : (error as Error).message}`,
+          );
         }
         if (answer) {
           if (answer.status === 201) {
             op.outcome = 'acknowledged';
             op.transactionId = answer.body?.id;
             const b = answer.body ?? {};
-            if (b.from_account !== from.number || b.to_account !== to.number || b.amount !== cents(op.amount) || b.status !== 'completed' || b.type !== 'transfer') {
+            if (
+              b.from_account !== from.number ||
+              b.to_account !== to.number ||
+              b.amount !== cents(op.amount) ||
+              b.status !== 'completed' ||
+              b.type !== 'transfer'
+            ) {
               anomaly(`key ${op.key}: 201 whose body does not match the request: ${answer.text}`);
             }
             return;
@@ -252,7 +275,10 @@ describe('bank: random transfers while servers and the database crash', () => {
     /** Runs fn with the server to itself: the nemesis and the supervisor never act on it at once. */
     function exclusive<T>(server: ServerProcess, fn: () => Promise<T>): Promise<T> {
       const next = (locks.get(server) ?? Promise.resolve()).then(fn);
-      locks.set(server, next.catch(() => {}));
+      locks.set(
+        server,
+        next.catch(() => {}),
+      );
       return next;
     }
     const seenExits = new Set<string>();
@@ -287,7 +313,7 @@ describe('bank: random transfers while servers and the database crash', () => {
           servers.map(async (server) => {
             if (server.alive || heldDown.has(server)) return;
             await exclusive(server, async () => {
-            if (server.alive || heldDown.has(server)) return;
+              if (server.alive || heldDown.has(server)) return;
               noteSelfExit(server);
               await server.restart();
               note(`server :${server.port} restarted by the supervisor`);
@@ -362,7 +388,8 @@ describe('bank: random transfers while servers and the database crash', () => {
     const refused = operations.filter((op) => op.outcome === 'refused');
     const unresolved = operations.filter((op) => op.outcome === 'unresolved');
     const resolvedUnknowns = operations.filter((op) => op.unknowns.length > 0 && op.outcome !== 'unresolved');
-    for (const op of unresolved) anomaly(`key ${op.key}: still unknown ${RESOLVE_WITHIN_MS} ms after the run (${op.unknowns.slice(-3).join('; ')})`);
+    for (const op of unresolved)
+      anomaly(`key ${op.key}: still unknown ${RESOLVE_WITHIN_MS} ms after the run (${op.unknowns.slice(-3).join('; ')})`);
 
     const byId = new Map<string, Operation>();
     for (const op of acknowledged) {
@@ -385,12 +412,18 @@ describe('bank: random transfers while servers and the database crash', () => {
           anomaly(`acknowledged transfer ${id} (key ${op.key}) is not in the database`);
           continue;
         }
-        if (row.from_account_id !== accounts[op.from]!.id || row.to_account_id !== accounts[op.to]!.id || BigInt(row.amount) !== op.amount || row.status !== 'completed') {
+        if (
+          row.from_account_id !== accounts[op.from]!.id ||
+          row.to_account_id !== accounts[op.to]!.id ||
+          BigInt(row.amount) !== op.amount ||
+          row.status !== 'completed'
+        ) {
           anomaly(`transfer ${id} differs from what was acknowledged: ${JSON.stringify(row)}`);
         }
       }
       for (const row of transfers.rows) {
-        if (!byId.has(row.id)) anomaly(`transfer ${row.id} (${row.amount} from ${row.from_account_id}) is in the database but was never acknowledged`);
+        if (!byId.has(row.id))
+          anomaly(`transfer ${row.id} (${row.amount} from ${row.from_account_id}) is in the database but was never acknowledged`);
       }
 
       // The stored idempotent answers agree with what the clients were told: the transfer a client was
@@ -407,11 +440,14 @@ describe('bank: random transfers while servers and the database crash', () => {
             : op?.outcome === 'refused' && row.problem_code === op.refusal && row.id === null;
         if (!op) anomaly(`idempotency key ${row.key} stored but never sent`);
         else if (!agrees) {
-          anomaly(`idempotency key ${row.key} stored ${row.problem_code ?? row.id} but the client ended with ${op.outcome} ${op.transactionId ?? op.refusal}`);
+          anomaly(
+            `idempotency key ${row.key} stored ${row.problem_code ?? row.id} but the client ended with ${op.outcome} ${op.transactionId ?? op.refusal}`,
+          );
         }
       }
       const storedKeys = new Set(keys.rows.map((row) => row.key));
-      for (const op of [...acknowledged, ...refused]) if (!storedKeys.has(op.key)) anomaly(`${op.outcome} key ${op.key} has no stored answer`);
+      for (const op of [...acknowledged, ...refused])
+        if (!storedKeys.has(op.key)) anomaly(`${op.outcome} key ${op.key} has no stored answer`);
 
       const deposits = await db.query<{ id: string; amount: string }>("SELECT id, amount::text FROM transactions WHERE type = 'deposit'");
       if (deposits.rows.length !== CUSTOMERS || deposits.rows.some((row) => BigInt(row.amount) !== INITIAL_DEPOSIT_CENTS)) {
@@ -445,7 +481,8 @@ describe('bank: random transfers while servers and the database crash', () => {
       // The final reconciliation, from every instance; and the balances as the API shows them.
       reports = await Promise.all(servers.map((server) => http(server.url, 'GET', '/reports/reconciliation', { token: adminToken })));
       for (const report of reports) {
-        if (report.status !== 200 || report.body.ok !== true || report.body.ledger_sum !== '0.00') anomaly(`final reconciliation: ${report.status} ${report.text}`);
+        if (report.status !== 200 || report.body.ok !== true || report.body.ledger_sum !== '0.00')
+          anomaly(`final reconciliation: ${report.status} ${report.text}`);
       }
       for (const account of accounts) {
         const shown = await http(servers[0]!.url, 'GET', `/accounts/${account.id}`, { token: account.token });
@@ -463,7 +500,9 @@ describe('bank: random transfers while servers and the database crash', () => {
 
     const unknownAnswers = operations.reduce((n, op) => n + op.unknowns.length, 0);
     const kinds = new Map<string, number>();
-    for (const op of operations) for (const u of op.unknowns) kinds.set(u.replace(/[0-9a-f-]{36}/g, '<id>'), (kinds.get(u.replace(/[0-9a-f-]{36}/g, '<id>')) ?? 0) + 1);
+    for (const op of operations)
+      for (const u of op.unknowns)
+        kinds.set(u.replace(/[0-9a-f-]{36}/g, '<id>'), (kinds.get(u.replace(/[0-9a-f-]{36}/g, '<id>')) ?? 0) + 1);
 
     console.log(
       [
@@ -471,7 +510,12 @@ describe('bank: random transfers while servers and the database crash', () => {
         '---- bank faults ----',
         ...faultLog,
         `run ${runSeconds.toFixed(1)} s, ${operations.length} transfers attempted by ${WORKERS} clients over ${servers.length} servers`,
-        `unknown answers by kind: ${[...kinds].sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} x${n}`).join(', ') || 'none'}`,
+        `unknown answers by kind: ${
+          [...kinds]
+            .sort((x, y) => y[1] - x[1])
+            .map(([k, n]) => `${k} x${n}`)
+            .join(', ') || 'none'
+        }`,
         `server 5xx other than 503: ${serverErrors.length}${serverErrors.length ? ' e.g. ' + serverErrors.slice(0, 3).join(' | ') : ''}`,
         `reconciliation reads: ${reads.length} answered (${reads.length - badReads.length} ok), ${readFailures} without an answer`,
         `servers that exited by themselves (restarted by the supervisor): ${selfExits.length}${SERVERS_MUST_SURVIVE ? '' : ' (FAULTS_STRICT=0 reports them without counting them)'}`,

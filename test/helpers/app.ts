@@ -79,9 +79,9 @@ export interface Customer extends Client {
 /** The app's clock, under the test's control: the real time until a test sets it. */
 export interface TestClock {
   /** The time as the app reads it: for another app on the same database, to share this one's clock. */
-  now(): Date;
-  set(instant: Date | string): void;
-  reset(): void;
+  now: () => Date;
+  set: (instant: Date | string) => void;
+  reset: () => void;
 }
 
 export interface TestApp {
@@ -121,7 +121,9 @@ afterAll(async () => {
 export async function testApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const config = testConfig(env);
-  const redis = options.redis ? new Redis(TEST_REDIS_URL, { keyPrefix: `test:${randomBytes(6).toString('hex')}:`, maxRetriesPerRequest: 1 }) : undefined;
+  const redis = options.redis
+    ? new Redis(TEST_REDIS_URL, { keyPrefix: `test:${randomBytes(6).toString('hex')}:`, maxRetriesPerRequest: 1 })
+    : undefined;
   let fixedNow: Date | undefined;
   const clock: TestClock = {
     now: () => fixedNow ?? new Date(),

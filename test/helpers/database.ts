@@ -36,7 +36,10 @@ async function createPostgresDatabase(): Promise<{ url: string; dropDatabase: ()
   await onServer((client) => client.query(`CREATE DATABASE ${name}`));
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  return { url: url.toString(), dropDatabase: () => onServer((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {}) };
+  return {
+    url: url.toString(),
+    dropDatabase: () => onServer((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {}),
+  };
 }
 
 /** A fresh, migrated database of its own for one test file: in-memory PGlite, or a new PostgreSQL database. */

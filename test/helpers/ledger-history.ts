@@ -22,14 +22,23 @@ async function cashAccount(tx: Tx, currency: string): Promise<{ id: string; bala
     .values({ system_code: 'cash', type: 'internal', currency, account_number: null, user_id: null, daily_limit: null })
     .onConflict((conflict) => conflict.columns(['system_code', 'currency']).doNothing())
     .execute();
-  return tx.selectFrom('accounts').select(['id', 'balance']).where('system_code', '=', 'cash').where('currency', '=', currency).executeTakeFirstOrThrow();
+  return tx
+    .selectFrom('accounts')
+    .select(['id', 'balance'])
+    .where('system_code', '=', 'cash')
+    .where('currency', '=', currency)
+    .executeTakeFirstOrThrow();
 }
 
 async function balanceOf(tx: Tx, id: string): Promise<bigint> {
   return (await tx.selectFrom('accounts').select('balance').where('id', '=', id).executeTakeFirstOrThrow()).balance;
 }
 
-export async function insertHistory(database: DatabaseHandle, account: Account, moves: Array<{ at: string; amount: bigint; description: string }>): Promise<void> {
+export async function insertHistory(
+  database: DatabaseHandle,
+  account: Account,
+  moves: Array<{ at: string; amount: bigint; description: string }>,
+): Promise<void> {
   await database.db.transaction().execute(async (tx) => {
     const cash = await cashAccount(tx, account.currency);
     let [balance, cashBalance] = [await balanceOf(tx, account.id), cash.balance];
@@ -77,7 +86,11 @@ export async function insertHistory(database: DatabaseHandle, account: Account, 
  * of 10.01 to 10.07 then a withdrawal of 7.00, over and over, so the balance never goes below zero.
  * Every tenth description holds a comma, for CSV quoting.
  */
-export async function insertBulkHistory(database: DatabaseHandle, account: Account, options: { count: number; start: string; stepSeconds: number }): Promise<void> {
+export async function insertBulkHistory(
+  database: DatabaseHandle,
+  account: Account,
+  options: { count: number; start: string; stepSeconds: number },
+): Promise<void> {
   await database.db.transaction().execute(async (tx) => {
     const cash = await cashAccount(tx, account.currency);
     const opening = await balanceOf(tx, account.id);

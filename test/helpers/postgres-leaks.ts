@@ -19,7 +19,9 @@ export default function setup({ provide }: { provide: (key: 'postgresDatabasePre
       const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [prefix]);
       for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
       if (rows.length > 0) {
-        throw new Error(`${rows.length} test database(s) were left on the server (now dropped): ${rows.map((row) => row.datname).join(', ')}`);
+        throw new Error(
+          `${rows.length} test database(s) were left on the server (now dropped): ${rows.map((row) => row.datname).join(', ')}`,
+        );
       }
     } finally {
       await client.end();

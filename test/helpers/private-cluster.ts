@@ -128,9 +128,12 @@ export async function startPrivateCluster(options: PrivateClusterOptions = {}): 
       await run(file, argv, { timeout: timeoutMs, cwd: dir });
     } catch (error) {
       const e = error as Error & { stdout?: string; stderr?: string };
-      throw new Error(`${binary} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}\n--- server log ---\n${tail(logFile, 4000)}`, {
-        cause: error,
-      });
+      throw new Error(
+        `${binary} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}\n--- server log ---\n${tail(logFile, 4000)}`,
+        {
+          cause: error,
+        },
+      );
     }
   };
 

@@ -106,8 +106,8 @@ export class ServerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(child);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.#append(chunk));
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.#append(chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.#append(chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.#append(chunk));
     this.child = child;
     this.exited = new Promise<Exit>((resolve) =>
       child.once('close', (code, signal) => {
@@ -124,7 +124,10 @@ export class ServerProcess {
     let exit: Exit | undefined;
     void this.exited.then((e) => (exit = e));
     while (Date.now() < deadline) {
-      if (exit) throw new Error(`server on ${this.port} exited (code ${exit.code}, signal ${exit.signal}) before answering /health\n${this.output()}`);
+      if (exit)
+        throw new Error(
+          `server on ${this.port} exited (code ${exit.code}, signal ${exit.signal}) before answering /health\n${this.output()}`,
+        );
       try {
         const response = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(2_000) });
         if (response.status === 200) return;
@@ -173,7 +176,10 @@ export class ServerProcess {
       return await Promise.race([
         this.exited,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`server on ${this.port} still running ${timeoutMs} ms after ${signal}\n${this.output()}`)), timeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`server on ${this.port} still running ${timeoutMs} ms after ${signal}\n${this.output()}`)),
+            timeoutMs,
+          );
         }),
       ]);
     } finally {

@@ -10,8 +10,18 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { testApp, testConfig, type Client, type Customer, type Response, type TestApp } from '../helpers/app.js';
-import { base64url, bearer, expectNoLeak, expectProblem, expectUnauthorized, ledgerSnapshot, NOBODY, recordResponses, sign } from './support.js';
+import { testApp, testConfig, type Client, type Customer, type Response } from '../helpers/app.js';
+import {
+  base64url,
+  bearer,
+  expectNoLeak,
+  expectProblem,
+  expectUnauthorized,
+  ledgerSnapshot,
+  NOBODY,
+  recordResponses,
+  sign,
+} from './support.js';
 
 const tally: Record<string, { attempts: number; refused: number }> = {};
 function count(category: string, refused: boolean): void {
@@ -47,10 +57,18 @@ describe('hardening', () => {
     auditor = await bank.user('auditor');
     // Bob's own transfer, between his two accounts: alice has no part in it.
     const second = await bank.admin.post(`/accounts/?user_id=${bob.user.id}`, {});
-    const own = await bob.post('/transactions/transfer', { from_account: bob.account.account_number, to_account: second.data.account_number, amount: '10.00' });
+    const own = await bob.post('/transactions/transfer', {
+      from_account: bob.account.account_number,
+      to_account: second.data.account_number,
+      amount: '10.00',
+    });
     expect(own.statusCode, own.body).toBe(201);
     bobTransfer = own.data.id;
-    const held = await bob.post('/transactions/transfer', { from_account: bob.account.account_number, to_account: alice.account.account_number, amount: '600.00' });
+    const held = await bob.post('/transactions/transfer', {
+      from_account: bob.account.account_number,
+      to_account: alice.account.account_number,
+      amount: '600.00',
+    });
     expect(held.data.status).toBe('pending_review');
     pendingTransfer = held.data.id;
   });
@@ -70,12 +88,21 @@ describe('hardening', () => {
         count('body size', true);
       }
       // Just under the limit the body is read, and refused for what it says.
-      expectProblem(await bank.anonymous.post('/auth/login', big(60 * 1024), { 'content-type': 'application/json' }), 422, 'validation_error');
+      expectProblem(
+        await bank.anonymous.post('/auth/login', big(60 * 1024), { 'content-type': 'application/json' }),
+        422,
+        'validation_error',
+      );
     });
 
     it('refuses an oversized transfer body with 413 and moves nothing', async () => {
       const before = await ledgerSnapshot(bank);
-      const body = { from_account: alice.account.account_number, to_account: bob.account.account_number, amount: '1.00', description: 'd'.repeat(70 * 1024) };
+      const body = {
+        from_account: alice.account.account_number,
+        to_account: bob.account.account_number,
+        amount: '1.00',
+        description: 'd'.repeat(70 * 1024),
+      };
       expectProblem(await alice.post('/transactions/transfer', body), 413, 'payload_too_large');
       count('body size', true);
       // Anonymous: the token is checked before the body is read.
@@ -120,10 +147,16 @@ describe('hardening', () => {
         ['alg None', `${base64url({ alg: 'None', typ: 'JWT' })}.${payload}.`],
         ['alg NONE, kept signature', `${base64url({ alg: 'NONE', typ: 'JWT' })}.${payload}.${signature}`],
         ['customer payload under the admin signature', `${header}.${alice.token!.split('.')[1]}.${signature}`],
-        ['role raised, old signature', `${alice.token!.split('.')[0]}.${base64url({ ...claims, role: 'admin' })}.${alice.token!.split('.')[2]}`],
+        [
+          'role raised, old signature',
+          `${alice.token!.split('.')[0]}.${base64url({ ...claims, role: 'admin' })}.${alice.token!.split('.')[2]}`,
+        ],
         ['empty signature', `${header}.${payload}.`],
         ['wrong secret', await sign(adminClaims, 'HS256', attackerKey)],
-        ['wrong secret, jwk header', await sign(adminClaims, 'HS256', attackerKey, { jwk: { kty: 'oct', k: Buffer.from(attackerKey).toString('base64url') } })],
+        [
+          'wrong secret, jwk header',
+          await sign(adminClaims, 'HS256', attackerKey, { jwk: { kty: 'oct', k: Buffer.from(attackerKey).toString('base64url') } }),
+        ],
         ['wrong secret, kid path traversal', await sign(adminClaims, 'HS256', attackerKey, { kid: '../../../../dev/null' })],
         ['HS512 with the right secret', await sign(adminClaims, 'HS512')],
         ['expired', await sign({ ...adminClaims, iat: now - 7200, exp: now - 3600 })],
@@ -147,11 +180,19 @@ describe('hardening', () => {
         ['GET', '/auth/me', undefined],
         ['GET', '/users', undefined],
         ['GET', '/audit-logs', undefined],
-        ['POST', '/auth/register', { name: 'Mallory', email: `mallory-${randomUUID()}@bank.test`, password: 'mallory-password', role: 'admin' }],
+        [
+          'POST',
+          '/auth/register',
+          { name: 'Mallory', email: `mallory-${randomUUID()}@bank.test`, password: 'mallory-password', role: 'admin' },
+        ],
         ['PATCH', `/users/${bob.user.id}`, { is_active: false }],
         ['POST', `/accounts/${alice.account.id}/deposit`, { amount: '1000.00' }],
         ['POST', `/transactions/${pendingTransfer}/approve`, {}],
-        ['POST', '/transactions/transfer', { from_account: bob.account.account_number, to_account: alice.account.account_number, amount: '1.00' }],
+        [
+          'POST',
+          '/transactions/transfer',
+          { from_account: bob.account.account_number, to_account: alice.account.account_number, amount: '1.00' },
+        ],
       ];
       for (const [name, token] of forgeries) {
         for (const [method, url, body] of targets) {
@@ -170,7 +211,11 @@ describe('hardening', () => {
       const raised = await sign({ ...claims, role: 'admin' });
       expect((await bank.anonymous.get('/auth/me', bearer(raised))).data.role).toBe('customer');
       expectProblem(await bank.anonymous.get('/users', bearer(raised)), 403, 'forbidden');
-      expectProblem(await bank.anonymous.post(`/accounts/${alice.account.id}/deposit`, { amount: '1000.00' }, bearer(raised)), 403, 'forbidden');
+      expectProblem(
+        await bank.anonymous.post(`/accounts/${alice.account.id}/deposit`, { amount: '1000.00' }, bearer(raised)),
+        403,
+        'forbidden',
+      );
       count('forged token', true);
       count('forged token', true);
     });
@@ -219,9 +264,17 @@ describe('hardening', () => {
     // Fixed bug: @fastify/cors's preflight route OPTIONS * declared no config.access, and the access
     // rules' onRoute hook refused it, so the app did not start with CORS_ORIGINS set.
     it('with CORS_ORIGINS allows exactly the listed origin', async () => {
-      const corsApp = await buildApp({ config: testConfig({ CORS_ORIGINS: 'https://app.example.com' }), database: bank.database.handle, logger: false });
+      const corsApp = await buildApp({
+        config: testConfig({ CORS_ORIGINS: 'https://app.example.com' }),
+        database: bank.database.handle,
+        logger: false,
+      });
       try {
-        const allowed = await corsApp.inject({ method: 'GET', url: '/auth/me', headers: { origin: 'https://app.example.com', ...bearer(alice.token!) } });
+        const allowed = await corsApp.inject({
+          method: 'GET',
+          url: '/auth/me',
+          headers: { origin: 'https://app.example.com', ...bearer(alice.token!) },
+        });
         expect(allowed.statusCode).toBe(200);
         expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example.com');
         expect(String(allowed.headers.vary)).toMatch(/origin/i);
@@ -238,7 +291,10 @@ describe('hardening', () => {
           'null',
           'https://APP.EXAMPLE.COM.evil.com',
         ]) {
-          for (const response of [await corsApp.inject({ method: 'GET', url: '/health', headers: { origin } }), await preflight(corsApp, origin)]) {
+          for (const response of [
+            await corsApp.inject({ method: 'GET', url: '/health', headers: { origin } }),
+            await preflight(corsApp, origin),
+          ]) {
             const echoed = response.headers['access-control-allow-origin'];
             expect(echoed === undefined || echoed === 'https://app.example.com', `${origin}: ${String(echoed)}`).toBe(true);
             expect(response.headers['access-control-allow-credentials']).toBeUndefined();
@@ -258,7 +314,11 @@ describe('hardening', () => {
 
     it('sends Strict-Transport-Security in production only, on every answer, with the same policy for every request', async () => {
       expect((await bank.anonymous.get('/health')).headers['strict-transport-security']).toBeUndefined();
-      const productionApp = await buildApp({ config: testConfig({ NODE_ENV: 'production' }), database: bank.database.handle, logger: false });
+      const productionApp = await buildApp({
+        config: testConfig({ NODE_ENV: 'production' }),
+        database: bank.database.handle,
+        logger: false,
+      });
       try {
         const answers = [
           await productionApp.inject({ method: 'GET', url: '/health' }),
@@ -298,28 +358,66 @@ describe('hardening', () => {
       count(category, response.statusCode >= 400);
     }
 
-    const anyString = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary-ascii', maxLength: 64 }));
+    const anyString = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.string({ unit: 'grapheme' }),
+      fc.string({ unit: 'binary-ascii', maxLength: 64 }),
+    );
     const amounts = fc.oneof(
       fc.jsonValue(),
       anyString,
       fc.double(),
       fc.integer(),
       fc.stringMatching(/^-?\d{0,15}(\.\d{0,4})?$/),
-      fc.constantFrom('1e2', '0x10', '１２', '12.5 ', '+1', '.5', '5.', '1_000', '999999999999.99', '1000000000000', 'NaN', 'Infinity', '-0', '0.001'),
+      fc.constantFrom(
+        '1e2',
+        '0x10',
+        '１２',
+        '12.5 ',
+        '+1',
+        '.5',
+        '5.',
+        '1_000',
+        '999999999999.99',
+        '1000000000000',
+        'NaN',
+        'Infinity',
+        '-0',
+        '0.001',
+      ),
     );
     const ids = fc.oneof(
       anyString,
       fc.uuid(),
       fc.uuid().map((id) => id.toUpperCase()),
-      fc.constantFrom('../users', '..%2f..%2fetc%2fpasswd', "' OR '1'='1", '00000000-0000-0000-0000-000000000000', '{00000000-0000-0000-0000-000000000000}', '%00', 'null', '[]'),
+      fc.constantFrom(
+        '../users',
+        '..%2f..%2fetc%2fpasswd',
+        "' OR '1'='1",
+        '00000000-0000-0000-0000-000000000000',
+        '{00000000-0000-0000-0000-000000000000}',
+        '%00',
+        'null',
+        '[]',
+      ),
     );
-    const accountNumbers = fc.oneof(anyString, fc.stringMatching(/^\d{10}$/), fc.stringMatching(/^\d{9,11}$/), fc.constantFrom(NOBODY, ' 1234567890', '１２３４５６７８９０'));
+    const accountNumbers = fc.oneof(
+      anyString,
+      fc.stringMatching(/^\d{10}$/),
+      fc.stringMatching(/^\d{9,11}$/),
+      fc.constantFrom(NOBODY, ' 1234567890', '１２３４５６７８９０'),
+    );
 
     it('arbitrary amounts in a transfer', async () => {
       await fc.assert(
         fc.asyncProperty(amounts, async (amount) => {
           await mutating('hostile amount', () =>
-            alice.post('/transactions/transfer', { from_account: alice.account.account_number, to_account: bob.account.account_number, amount }),
+            alice.post('/transactions/transfer', {
+              from_account: alice.account.account_number,
+              to_account: bob.account.account_number,
+              amount,
+            }),
           );
         }),
         RUNS,
@@ -329,7 +427,9 @@ describe('hardening', () => {
     it('arbitrary amounts in a teller deposit and withdrawal', async () => {
       await fc.assert(
         fc.asyncProperty(amounts, fc.boolean(), async (amount, deposit) => {
-          await mutating('hostile amount', () => bank.admin.post(`/accounts/${alice.account.id}/${deposit ? 'deposit' : 'withdraw'}`, { amount }));
+          await mutating('hostile amount', () =>
+            bank.admin.post(`/accounts/${alice.account.id}/${deposit ? 'deposit' : 'withdraw'}`, { amount }),
+          );
         }),
         RUNS,
       );
@@ -337,7 +437,13 @@ describe('hardening', () => {
 
     it('arbitrary principals and terms in a loan application, and amounts in a repayment', async () => {
       if (!bank.app.hasRoute({ method: 'POST', url: '/loans' })) return;
-      const loans = async () => (await bank.database.handle.db.selectFrom('loans' as never).select('id' as never).execute()).length;
+      const loans = async () =>
+        (
+          await bank.database.handle.db
+            .selectFrom('loans' as never)
+            .select('id' as never)
+            .execute()
+        ).length;
       await fc.assert(
         fc.asyncProperty(amounts, fc.oneof(fc.jsonValue(), fc.integer({ min: -5, max: 400 })), async (principal, term) => {
           const before = await loans();
@@ -362,7 +468,9 @@ describe('hardening', () => {
     it('arbitrary JSON as the whole transfer body', async () => {
       await fc.assert(
         fc.asyncProperty(fc.jsonValue(), async (body) => {
-          await mutating('hostile body', () => alice.post('/transactions/transfer', JSON.stringify(body), { 'content-type': 'application/json' }));
+          await mutating('hostile body', () =>
+            alice.post('/transactions/transfer', JSON.stringify(body), { 'content-type': 'application/json' }),
+          );
         }),
         RUNS,
       );
@@ -415,11 +523,25 @@ describe('hardening', () => {
     });
 
     const queries = () => {
-      const list = ['/transactions/?account_id=', '/accounts/?user_id=', '/users?cursor=', '/transactions/?cursor=', '/transactions/?from=', '/users?limit=', '/audit-logs?action=', '/audit-logs?target_id=', '/audit-logs?from='];
+      const list = [
+        '/transactions/?account_id=',
+        '/accounts/?user_id=',
+        '/users?cursor=',
+        '/transactions/?cursor=',
+        '/transactions/?from=',
+        '/users?limit=',
+        '/audit-logs?action=',
+        '/audit-logs?target_id=',
+        '/audit-logs?from=',
+      ];
       if (bank.app.hasRoute({ method: 'GET', url: '/loans' })) list.push('/loans?status=', '/loans?cursor=');
       if (bank.app.hasRoute({ method: 'GET', url: '/accounts/:id/balance' })) list.push(`/accounts/${alice.account.id}/balance?at=`);
       if (bank.app.hasRoute({ method: 'GET', url: '/accounts/:id/statement' })) {
-        list.push(`/accounts/${alice.account.id}/statement?from=`, `/accounts/${alice.account.id}/statement?to=`, `/accounts/${alice.account.id}/statement?format=`);
+        list.push(
+          `/accounts/${alice.account.id}/statement?from=`,
+          `/accounts/${alice.account.id}/statement?to=`,
+          `/accounts/${alice.account.id}/statement?format=`,
+        );
       }
       return list;
     };
@@ -437,7 +559,12 @@ describe('hardening', () => {
       await fc.assert(
         fc.asyncProperty(anyString, async (value) => {
           await mutating('hostile text', () =>
-            alice.post('/transactions/transfer', { from_account: alice.account.account_number, to_account: bob.account.account_number, amount: '0.01', description: value }),
+            alice.post('/transactions/transfer', {
+              from_account: alice.account.account_number,
+              to_account: bob.account.account_number,
+              amount: '0.01',
+              description: value,
+            }),
           );
           const renamed = await bank.admin.patch(`/users/${bob.user.id}`, { name: value });
           expect(renamed.statusCode, renamed.body).toBeLessThan(500);
@@ -450,9 +577,13 @@ describe('hardening', () => {
     // Fixed bugs: a NUL reached PostgreSQL (which refuses it in text) and a urn:uuid: id passed the uuid
     // format; both answered 500.
     it('refuses a NUL character in a text field or query with 422', async () => {
-      expect((await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '1.00', description: 'a\u0000b' })).statusCode).toBe(422);
+      expect((await bank.admin.post(`/accounts/${alice.account.id}/deposit`, { amount: '1.00', description: 'a\u0000b' })).statusCode).toBe(
+        422,
+      );
       expect((await bank.admin.patch(`/users/${bob.user.id}`, { name: 'a\u0000b' })).statusCode).toBe(422);
-      expect((await bank.admin.post('/auth/register', { name: 'a\u0000b', email: 'nul@bank.test', password: 'password-123' })).statusCode).toBe(422);
+      expect(
+        (await bank.admin.post('/auth/register', { name: 'a\u0000b', email: 'nul@bank.test', password: 'password-123' })).statusCode,
+      ).toBe(422);
       expect((await bank.admin.get('/audit-logs?target_id=a%00b')).statusCode).toBe(422);
     });
 
@@ -509,9 +640,17 @@ describe('hardening', () => {
       }
       // Sending from bob's account by its number.
       const before = await ledgerSnapshot(bank);
-      const stolen = await alice.post('/transactions/transfer', { from_account: bob.account.account_number, to_account: alice.account.account_number, amount: '100.00' });
+      const stolen = await alice.post('/transactions/transfer', {
+        from_account: bob.account.account_number,
+        to_account: alice.account.account_number,
+        amount: '100.00',
+      });
       expectProblem(stolen, 404, 'account_not_found');
-      const fake = await alice.post('/transactions/transfer', { from_account: NOBODY, to_account: alice.account.account_number, amount: '100.00' });
+      const fake = await alice.post('/transactions/transfer', {
+        from_account: NOBODY,
+        to_account: alice.account.account_number,
+        amount: '100.00',
+      });
       // The detail names the number the caller sent, and nothing else differs.
       const numberless = (data: Record<string, unknown>) => ({ ...data, detail: String(data.detail).replace(/\d{10}/g, 'N') });
       expect(numberless(stolen.data)).toEqual(numberless(fake.data));
@@ -545,7 +684,11 @@ describe('hardening', () => {
       const usersBefore = await bank.database.handle.db.selectFrom('users').selectAll().orderBy('id').execute();
       const accountsBefore = await bank.database.handle.db.selectFrom('accounts').selectAll().orderBy('id').execute();
       const calls: Array<[string, string, unknown]> = [
-        ['POST', '/auth/register', { name: 'Shadow Admin', email: `shadow-${randomUUID()}@bank.test`, password: 'shadow-password', role: 'admin' }],
+        [
+          'POST',
+          '/auth/register',
+          { name: 'Shadow Admin', email: `shadow-${randomUUID()}@bank.test`, password: 'shadow-password', role: 'admin' },
+        ],
         ['PATCH', `/users/${alice.user.id}`, { name: 'Self Renamed' }],
         ['PATCH', `/users/${bob.user.id}`, { is_active: false }],
         ['POST', `/accounts/?user_id=${alice.user.id}`, { initial_deposit: '1000000.00' }],
@@ -558,7 +701,8 @@ describe('hardening', () => {
         ['POST', `/transactions/${bobTransfer}/reverse`, { reason: 'give it back' }],
       ];
       for (const action of ['approve', 'reject']) {
-        if (bank.app.hasRoute({ method: 'POST', url: `/loans/:id/${action}` })) calls.push(['POST', `/loans/${randomUUID()}/${action}`, { reason: 'x' }]);
+        if (bank.app.hasRoute({ method: 'POST', url: `/loans/:id/${action}` }))
+          calls.push(['POST', `/loans/${randomUUID()}/${action}`, { reason: 'x' }]);
       }
       for (const caller of [alice, auditor, bob]) {
         for (const [method, url, body] of calls) {

@@ -204,7 +204,9 @@ describe('two instances', () => {
 
     beforeAll(async () => {
       clients = [0, 1].map(() => new Redis(TEST_REDIS_URL, { keyPrefix: prefix, maxRetriesPerRequest: 1 }));
-      apps = await Promise.all(clients.map((redis) => buildApp({ config: bank.config, database: bank.database.handle, redis, logger: false })));
+      apps = await Promise.all(
+        clients.map((redis) => buildApp({ config: bank.config, database: bank.database.handle, redis, logger: false })),
+      );
     });
     afterAll(async () => {
       await Promise.all(apps.map((app) => app.close()));
@@ -227,7 +229,11 @@ describe('two instances', () => {
       const ttl = await clients[0]!.ttl(`login:locked:${customer.user.email}`);
       expect(ttl).toBeGreaterThan(0);
       expect(ttl).toBeLessThanOrEqual(60);
-      const row = await bank.database.handle.db.selectFrom('login_failures').selectAll().where('email', '=', customer.user.email).executeTakeFirst();
+      const row = await bank.database.handle.db
+        .selectFrom('login_failures')
+        .selectAll()
+        .where('email', '=', customer.user.email)
+        .executeTakeFirst();
       expect(row).toBeUndefined();
       // The app that testApp built on the same database counts in the database: it does not see the Redis lock.
       expect((await loginTo(bank.app, customer.user.email, customer.password)).statusCode).toBe(200);
@@ -240,7 +246,11 @@ describe('refusal timing', () => {
   beforeAll(async () => {
     // No lockout in the way, and a bcrypt cost at which a skipped comparison would show (cost 4 takes
     // about a millisecond, less than the database round trips, so it would hide one).
-    app = await buildApp({ config: testConfig({ LOGIN_MAX_FAILURES: '1000', BCRYPT_COST: '8' }), database: databaseBank.database.handle, logger: false });
+    app = await buildApp({
+      config: testConfig({ LOGIN_MAX_FAILURES: '1000', BCRYPT_COST: '8' }),
+      database: databaseBank.database.handle,
+      logger: false,
+    });
   });
   afterAll(() => app.close());
 

@@ -45,9 +45,17 @@ async function startInstances(count: number, env: Record<string, string>, redis:
   const prefix = `test:login-races:${randomBytes(6).toString('hex')}:`;
   const clients: Client[] = [];
   for (let i = 0; i < count; i++) {
-    const database = i > 0 && engine === 'postgres' ? await openDatabase({ databaseUrl: bank.database.url!, dataDir: '', poolSize: 20 }) : bank.database.handle;
+    const database =
+      i > 0 && engine === 'postgres'
+        ? await openDatabase({ databaseUrl: bank.database.url!, dataDir: '', poolSize: 20 })
+        : bank.database.handle;
     const redisClient = redis ? new Redis(TEST_REDIS_URL, { keyPrefix: prefix, maxRetriesPerRequest: 1 }) : undefined;
-    const app: FastifyInstance = await buildApp({ config: testConfig(env), database, logger: false, ...(redisClient ? { redis: redisClient } : {}) });
+    const app: FastifyInstance = await buildApp({
+      config: testConfig(env),
+      database,
+      logger: false,
+      ...(redisClient ? { redis: redisClient } : {}),
+    });
     closers.push(async () => {
       await app.close();
       if (database !== bank.database.handle) await database.close();
@@ -122,7 +130,11 @@ describe.each([
       // A refusal after a check of the hash is audited as a failure, one without as a locked attempt.
       expect(await auditCount('auth.login_failed', customer.id)).toBe(MAX_FAILURES);
       expect(await auditCount('auth.login_locked', customer.email)).toBe(30 - MAX_FAILURES);
-      expectProblem(await clients[0]!.post('/auth/login', { email: customer.email, password: customer.password }), 429, 'too_many_attempts');
+      expectProblem(
+        await clients[0]!.post('/auth/login', { email: customer.email, password: customer.password }),
+        429,
+        'too_many_attempts',
+      );
     });
 
     it('never lets in the right password sent amid a burst of wrong ones still being answered, once it has used up the count', async () => {
@@ -156,14 +168,21 @@ describe.each([
     const me = (token: string, i = 0) => on(i).get('/auth/me', bearer(token));
     const refresh = (token: string, i = 0) => on(i).post('/auth/refresh', { refresh_token: token });
     const transfer = (token: string, from: Customer, i = 0) =>
-      on(i).post('/transactions/transfer', { from_account: from.account.account_number, to_account: receiver.account.account_number, amount: '1.00' }, bearer(token));
+      on(i).post(
+        '/transactions/transfer',
+        { from_account: from.account.account_number, to_account: receiver.account.account_number, amount: '1.00' },
+        bearer(token),
+      );
 
     /**
      * Logins with the customer's password, on each instance in turn, a few at a time without pause from
      * before `change` is sent until it has answered. Returns the change's answer, the token pairs of
      * the logins answered 200, and how many of those were answered after the change was.
      */
-    async function loginsWhile(customer: Customer, change: () => Promise<Response>): Promise<{ changed: Response; issued: Pair[]; late: number }> {
+    async function loginsWhile(
+      customer: Customer,
+      change: () => Promise<Response>,
+    ): Promise<{ changed: Response; issued: Pair[]; late: number }> {
       let changeAnswered = false;
       let inFlight = 0;
       const startLogin = (i: number) => {
@@ -203,7 +222,11 @@ describe.each([
         const caller = await login(on(0), customer.user.email, customer.password);
         const newPassword = `new-password-${round}`;
         const race = await loginsWhile(customer, () =>
-          on(0).post('/auth/change-password', { current_password: customer.password, new_password: newPassword }, bearer(caller.access_token)),
+          on(0).post(
+            '/auth/change-password',
+            { current_password: customer.password, new_password: newPassword },
+            bearer(caller.access_token),
+          ),
         );
         late += race.late;
         issued += race.issued.length;
@@ -229,7 +252,8 @@ describe.each([
       let issued = 0;
       for (let round = 0; round < ROUNDS; round++) {
         const customer = await bank.customer('10.00');
-        const patchActive = (isActive: boolean, i: number) => on(i).patch(`/users/${customer.user.id}`, { is_active: isActive }, bearer(bank.admin.token!));
+        const patchActive = (isActive: boolean, i: number) =>
+          on(i).patch(`/users/${customer.user.id}`, { is_active: isActive }, bearer(bank.admin.token!));
         const race = await loginsWhile(customer, () => patchActive(false, 0));
         late += race.late;
         issued += race.issued.length;

@@ -94,7 +94,9 @@ describe('two instances sharing one Redis (the same key prefix)', () => {
 
   beforeAll(async () => {
     clients = [0, 1].map(() => new Redis(TEST_REDIS_URL, { keyPrefix: prefix, maxRetriesPerRequest: 1 }));
-    apps = await Promise.all(clients.map((redis) => buildApp({ config: bank.config, database: bank.database.handle, redis, logger: false })));
+    apps = await Promise.all(
+      clients.map((redis) => buildApp({ config: bank.config, database: bank.database.handle, redis, logger: false })),
+    );
   });
   afterAll(async () => {
     await Promise.all(apps.map((app) => app.close()));

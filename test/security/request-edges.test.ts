@@ -19,7 +19,8 @@ beforeAll(async () => {
   bob = await bank.customer();
 });
 
-const transferBody = (amount: string) => `{"from_account":"${alice.account.account_number}","to_account":"${bob.account.account_number}","amount":${amount}}`;
+const transferBody = (amount: string) =>
+  `{"from_account":"${alice.account.account_number}","to_account":"${bob.account.account_number}","amount":${amount}}`;
 
 describe('cursors the service did not issue', () => {
   const lists = ['/users', '/accounts/', '/transactions/', '/transactions/flagged', '/audit-logs', '/loans'];
@@ -71,7 +72,11 @@ describe('dates and instants outside what the database holds', () => {
   });
 
   it('answers a path parameter that is not UTF-8, or too long, with problem+json', async () => {
-    for (const [segment, status] of [['%ED%A0%80', 400], ['%FF%FE', 400], ['a'.repeat(5000), 422]] as const) {
+    for (const [segment, status] of [
+      ['%ED%A0%80', 400],
+      ['%FF%FE', 400],
+      ['a'.repeat(5000), 422],
+    ] as const) {
       const response = await bank.admin.get(`/accounts/${segment}`);
       expect(response.statusCode).toBe(status);
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -107,7 +112,10 @@ describe('access tokens', () => {
     ];
     for (const overrides of forgeries) {
       const token = await sign(claimsOf(overrides));
-      const transfer = await bank.anonymous.request('POST', '/transactions/transfer', transferBody('"1.00"'), { ...bearer(token), 'content-type': 'application/json' });
+      const transfer = await bank.anonymous.request('POST', '/transactions/transfer', transferBody('"1.00"'), {
+        ...bearer(token),
+        'content-type': 'application/json',
+      });
       expectUnauthorized(transfer);
       expect(transfer.data.detail).toBe('The access token is malformed');
       expectUnauthorized(await bank.anonymous.get('/accounts/', bearer(token)));
@@ -151,7 +159,9 @@ describe('media types', () => {
       { ...bearer(alice.token!), 'content-type': 'application/x-www-form-urlencoded' },
     );
     expectProblem(response, 415, 'unsupported_media_type');
-    expect(response.data.detail).toBe('The body is application/x-www-form-urlencoded; this endpoint takes JSON (content-type: application/json)');
+    expect(response.data.detail).toBe(
+      'The body is application/x-www-form-urlencoded; this endpoint takes JSON (content-type: application/json)',
+    );
     expect(await ledgerSnapshot(bank)).toEqual(before);
   });
 
@@ -160,7 +170,11 @@ describe('media types', () => {
     expectProblem(await bank.admin.post('/auth/register', 'name=x&email=x%40y.z&password=password-1', form), 415, 'unsupported_media_type');
     expectProblem(await bank.admin.post(`/accounts/${alice.account.id}/deposit`, 'amount=1.00', form), 415, 'unsupported_media_type');
     expectProblem(await bank.anonymous.post('/auth/refresh', 'refresh_token=x', form), 415, 'unsupported_media_type');
-    const login = await bank.anonymous.post('/auth/login', `username=${encodeURIComponent(alice.user.email)}&password=${alice.password}`, form);
+    const login = await bank.anonymous.post(
+      '/auth/login',
+      `username=${encodeURIComponent(alice.user.email)}&password=${alice.password}`,
+      form,
+    );
     expect(login.statusCode, login.body).toBe(200);
   });
 
@@ -172,7 +186,9 @@ describe('media types', () => {
       payload: Buffer.from(transferBody('"1.00"')),
     });
     expectProblem(response, 415, 'unsupported_media_type');
-    expect(JSON.parse(response.body).detail).toBe('The request has a body but no content-type; send it as JSON with content-type: application/json');
+    expect(JSON.parse(response.body).detail).toBe(
+      'The request has a body but no content-type; send it as JSON with content-type: application/json',
+    );
   });
 });
 
@@ -201,9 +217,13 @@ describe('JSON numbers', () => {
   });
 
   it('refuses an integer field given more digits than a double holds', async () => {
-    const response = await alice.post('/loans', `{"account_id":"${alice.account.id}","principal":"100.00","term_months":12000000000000000001}`, {
-      'content-type': 'application/json',
-    });
+    const response = await alice.post(
+      '/loans',
+      `{"account_id":"${alice.account.id}","principal":"100.00","term_months":12000000000000000001}`,
+      {
+        'content-type': 'application/json',
+      },
+    );
     expectProblem(response, 422, 'validation_error');
   });
 

@@ -103,7 +103,11 @@ function parsePrintedRoutes(tree: string): string[] {
     const path = segment.startsWith('/') ? parent + segment : `${parent}/${segment}`;
     stack[depth] = path;
     stack.length = depth + 1;
-    for (const method of (match[2] ?? '').split(',').map((m) => m.trim()).filter(Boolean)) routes.push(`${method} ${normalize(path)}`);
+    for (const method of (match[2] ?? '')
+      .split(',')
+      .map((m) => m.trim())
+      .filter(Boolean))
+      routes.push(`${method} ${normalize(path)}`);
   }
   return routes;
 }
@@ -135,7 +139,11 @@ async function freshToken(role: Role): Promise<string> {
   if (response.statusCode !== 200) throw new Error(response.body);
   return response.data.access_token as string;
 }
-const tokens: Record<Role, string> = { admin: await freshToken('admin'), customer: await freshToken('customer'), auditor: await freshToken('auditor') };
+const tokens: Record<Role, string> = {
+  admin: await freshToken('admin'),
+  customer: await freshToken('customer'),
+  auditor: await freshToken('auditor'),
+};
 
 /** A syntactically valid, harmless call: random UUIDs for ids and an empty JSON body, which no mutating route accepts. */
 async function call(method: string, path: string, token: string | undefined): Promise<Response> {
@@ -168,7 +176,12 @@ describe('the route list', () => {
         .filter((method) => ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'].includes(method))
         .map((method) => `${method.toUpperCase()} ${normalize(path)}`),
     );
-    expect(documented.sort()).toEqual(routes.filter((r) => !isDocs(r)).map((r) => r.key).sort());
+    expect(documented.sort()).toEqual(
+      routes
+        .filter((r) => !isDocs(r))
+        .map((r) => r.key)
+        .sort(),
+    );
   });
 
   it('has a rule in this file’s table for every route (a new route without one fails here)', () => {
@@ -241,7 +254,16 @@ describe('methods a path does not have', () => {
     }
     // /transactions/transfer is also /transactions/:id to a GET: such a path is another route's, not a missing method.
     const matches = (method: string, path: string) =>
-      routes.some((r) => r.method === method && new RegExp(`^${r.key.slice(method.length + 1).replace(/:id/g, '[^/]+').replace(/\*/g, '.*')}$`).test(path));
+      routes.some(
+        (r) =>
+          r.method === method &&
+          new RegExp(
+            `^${r.key
+              .slice(method.length + 1)
+              .replace(/:id/g, '[^/]+')
+              .replace(/\*/g, '.*')}$`,
+          ).test(path),
+      );
     for (const [path, methods] of byPath) {
       for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => !methods.has(m) && !matches(m, path))) {
         for (const token of [undefined, tokens.admin]) {

@@ -48,7 +48,12 @@ describe('sessions', () => {
       const first = await login(customer.user.email, customer.password);
       const rotated = await refresh(first.refresh_token);
       expect(rotated.statusCode, rotated.body).toBe(200);
-      expect(rotated.data).toMatchObject({ token_type: 'bearer', access_token: expect.any(String), refresh_token: expect.any(String), user: { id: customer.user.id } });
+      expect(rotated.data).toMatchObject({
+        token_type: 'bearer',
+        access_token: expect.any(String),
+        refresh_token: expect.any(String),
+        user: { id: customer.user.id },
+      });
       expect(rotated.data.access_token).not.toBe(first.access_token);
       expect(rotated.data.refresh_token).not.toBe(first.refresh_token);
       expect(decodeJwt(rotated.data.access_token).jti).not.toBe(decodeJwt(first.access_token).jti);
@@ -76,7 +81,11 @@ describe('sessions', () => {
       expect((await me(bystander.access_token)).statusCode).toBe(200);
       expect((await refresh(bystander.refresh_token)).statusCode).toBe(200);
 
-      const entry = await bank.database.handle.db.selectFrom('audit_log').selectAll().where('action', '=', 'auth.refresh_reused').executeTakeFirst();
+      const entry = await bank.database.handle.db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('action', '=', 'auth.refresh_reused')
+        .executeTakeFirst();
       expect(entry).toBeDefined();
     });
 
@@ -133,7 +142,8 @@ describe('sessions', () => {
       const pairs: Pair[] = [];
       for (let i = 0; i < 6; i++) pairs.push(await login(customer.user.email, customer.password));
       const loggedOut = pairs.filter((_, i) => i % 2 === 1);
-      for (const pair of loggedOut) expect((await bank.anonymous.post('/auth/logout', undefined, bearer(pair.access_token))).statusCode).toBe(204);
+      for (const pair of loggedOut)
+        expect((await bank.anonymous.post('/auth/logout', undefined, bearer(pair.access_token))).statusCode).toBe(204);
       const answers = await Promise.all(Array.from({ length: 4 }, () => pairs.map((pair) => me(pair.access_token))).flat());
       answers.forEach((answer, i) => {
         if (i % 2 === 1) refused(answer);
@@ -166,9 +176,15 @@ describe('sessions', () => {
       expect((await me(rotated.data.access_token)).statusCode).toBe(200);
 
       tally.attempts++;
-      expectProblem(await bank.anonymous.post('/auth/login', { email: customer.user.email, password: customer.password }), 401, 'invalid_credentials');
+      expectProblem(
+        await bank.anonymous.post('/auth/login', { email: customer.user.email, password: customer.password }),
+        401,
+        'invalid_credentials',
+      );
       tally.refused++;
-      expect((await bank.anonymous.post('/auth/login', { email: customer.user.email, password: 'brand-new-password' })).statusCode).toBe(200);
+      expect((await bank.anonymous.post('/auth/login', { email: customer.user.email, password: 'brand-new-password' })).statusCode).toBe(
+        200,
+      );
     });
 
     it('answers 401 invalid_credentials for a wrong current password and changes nothing', async () => {
@@ -186,7 +202,9 @@ describe('sessions', () => {
       // The session that asked is not ended by a wrong guess, nor is any other.
       expect((await me(mine.access_token)).statusCode).toBe(200);
       expect((await me(other.access_token)).statusCode).toBe(200);
-      expect((await bank.anonymous.post('/auth/login', { email: customer.user.email, password: 'attacker-password' })).statusCode).toBe(401);
+      expect((await bank.anonymous.post('/auth/login', { email: customer.user.email, password: 'attacker-password' })).statusCode).toBe(
+        401,
+      );
       expect((await bank.anonymous.post('/auth/login', { email: customer.user.email, password: customer.password })).statusCode).toBe(200);
     });
 
@@ -233,7 +251,10 @@ describe('sessions', () => {
       expectProblem(blocked, 401, 'invalid_credentials');
       tally.refused++;
       expect(blocked.data).toEqual(wrongPassword.data);
-      const headersOf = (r: Response) => Object.keys(r.headers).filter((h) => !['date', 'x-request-id', 'content-length'].includes(h)).sort();
+      const headersOf = (r: Response) =>
+        Object.keys(r.headers)
+          .filter((h) => !['date', 'x-request-id', 'content-length'].includes(h))
+          .sort();
       expect(headersOf(blocked)).toEqual(headersOf(wrongPassword));
 
       const enabled = await bank.admin.patch(`/users/${customer.user.id}`, { is_active: true });
@@ -263,7 +284,13 @@ describe('sessions', () => {
       const forged = await sign({ sub: admin.id, role: 'admin', iat: now, exp: now + 600, jti: randomUUID() });
       refused(await me(forged));
       refused(await bank.anonymous.get('/users', bearer(forged)));
-      refused(await bank.anonymous.post('/auth/register', { name: 'Eve', email: 'eve@bank.test', password: 'eve-password', role: 'admin' }, bearer(forged)));
+      refused(
+        await bank.anonymous.post(
+          '/auth/register',
+          { name: 'Eve', email: 'eve@bank.test', password: 'eve-password', role: 'admin' },
+          bearer(forged),
+        ),
+      );
       const eve = await bank.database.handle.db.selectFrom('users').select('id').where('email', '=', 'eve@bank.test').executeTakeFirst();
       expect(eve).toBeUndefined();
     });
@@ -278,16 +305,21 @@ describe('sessions', () => {
     it('refuses a jti that is not a UUID', async () => {
       const customer = await bank.customer();
       const claims = decodeJwt(customer.token!);
-      for (const jti of ["' OR '1'='1", 'x'.repeat(500), '00000000-0000-0000-0000-000000000000']) refused(await me(await sign({ ...claims, jti })));
+      for (const jti of ["' OR '1'='1", 'x'.repeat(500), '00000000-0000-0000-0000-000000000000'])
+        refused(await me(await sign({ ...claims, jti })));
     });
   });
 
   describe('a transfer, whose own statement checks the token (transfer_batch)', () => {
     const transfer = (token: string, from: Customer, to: Customer, amount: string, headers: Record<string, string> = {}) =>
-      bank.anonymous.post('/transactions/transfer', { from_account: from.account.account_number, to_account: to.account.account_number, amount }, {
-        ...bearer(token),
-        ...headers,
-      });
+      bank.anonymous.post(
+        '/transactions/transfer',
+        { from_account: from.account.account_number, to_account: to.account.account_number, amount },
+        {
+          ...bearer(token),
+          ...headers,
+        },
+      );
     const balanceOf = async (customer: Customer) => (await bank.admin.get(`/accounts/${customer.account.id}`)).data.balance;
 
     it('refuses a logged-out token with 401, moves nothing, and leaves its Idempotency-Key unclaimed', async () => {
@@ -299,7 +331,8 @@ describe('sessions', () => {
       expect(await balanceOf(alice)).toBe('50.00');
       // The key was never claimed: the same request with a live token runs, once.
       const fresh = await login(alice.user.email, alice.password);
-      for (let i = 0; i < 2; i++) expect((await transfer(fresh.access_token, alice, bob, '10.00', { 'idempotency-key': 'after-logout' })).statusCode).toBe(201);
+      for (let i = 0; i < 2; i++)
+        expect((await transfer(fresh.access_token, alice, bob, '10.00', { 'idempotency-key': 'after-logout' })).statusCode).toBe(201);
       expect(await balanceOf(alice)).toBe('40.00');
     });
 
@@ -335,7 +368,9 @@ describe('sessions', () => {
       const admin = (await bank.admin.get('/auth/me')).data;
       const now = Math.floor(Date.now() / 1000);
       expectProblem(await transfer(bank.admin.token!, alice, bob, '1.00'), 403, 'forbidden');
-      refused(await transfer(await sign({ sub: admin.id, role: 'admin', iat: now, exp: now + 600, jti: randomUUID() }), alice, bob, '1.00'));
+      refused(
+        await transfer(await sign({ sub: admin.id, role: 'admin', iat: now, exp: now + 600, jti: randomUUID() }), alice, bob, '1.00'),
+      );
       // A customer's real token re-signed with role admin is still a customer's, and transfers as one.
       expect((await transfer(await sign({ ...decodeJwt(alice.token!), role: 'admin' }), alice, bob, '1.00')).statusCode).toBe(201);
     });
@@ -344,7 +379,11 @@ describe('sessions', () => {
       const alice = await bank.customer('50.00');
       const pair = await login(alice.user.email, alice.password);
       expect((await bank.anonymous.post('/auth/logout', undefined, bearer(pair.access_token))).statusCode).toBe(204);
-      const answer = await bank.anonymous.post('/transactions/transfer', { from_account: alice.account.account_number, amount: 'ten' }, bearer(pair.access_token));
+      const answer = await bank.anonymous.post(
+        '/transactions/transfer',
+        { from_account: alice.account.account_number, amount: 'ten' },
+        bearer(pair.access_token),
+      );
       expectProblem(answer, 422, 'validation_error');
       expect(await balanceOf(alice)).toBe('50.00');
     });

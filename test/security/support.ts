@@ -5,7 +5,7 @@ import { luhnCheckDigit } from '../../src/accounts/account-number.js';
 import { TEST_ENV, type Response, type TestApp } from '../helpers/app.js';
 
 /** The test apps' JWT key: a forgery signed with it differs from a real token only in what a test changes. */
-export const KEY = new TextEncoder().encode(TEST_ENV.JWT_SECRET!);
+export const KEY = new TextEncoder().encode(TEST_ENV.JWT_SECRET);
 
 /** A valid Luhn number that no account has: generated numbers never start with 0. */
 export const NOBODY = `000000001${luhnCheckDigit('000000001')}`;
@@ -58,11 +58,19 @@ export function expectNoLeak(response: LightMyRequestResponse): void {
 }
 
 /** The money picture: every balance and hold, and the number of transactions and journal entries. */
-export async function ledgerSnapshot(bank: TestApp): Promise<{ balances: Map<string, string>; sum: bigint; transactions: number; entries: number }> {
+export async function ledgerSnapshot(
+  bank: TestApp,
+): Promise<{ balances: Map<string, string>; sum: bigint; transactions: number; entries: number }> {
   const db = bank.database.handle.db;
   const accounts = await db.selectFrom('accounts').select(['id', 'balance', 'held']).execute();
-  const transactions = await db.selectFrom('transactions').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-  const entries = await db.selectFrom('journal_entries').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  const transactions = await db
+    .selectFrom('transactions')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  const entries = await db
+    .selectFrom('journal_entries')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
   return {
     balances: new Map(accounts.map((a) => [a.id, `${a.balance}/${a.held}`])),
     sum: accounts.reduce((total, a) => total + BigInt(a.balance), 0n),

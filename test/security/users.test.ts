@@ -24,7 +24,13 @@ describe('users', () => {
     tally.refused++;
   };
   const auditOf = (targetId: string) =>
-    bank.database.handle.db.selectFrom('audit_log').selectAll().where('target_id', '=', targetId).where('action', 'like', 'user.%').orderBy('entry_no').execute();
+    bank.database.handle.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('target_id', '=', targetId)
+      .where('action', 'like', 'user.%')
+      .orderBy('entry_no')
+      .execute();
 
   beforeAll(async () => {
     bank = await testApp();
@@ -45,7 +51,8 @@ describe('users', () => {
         expect(page.statusCode, page.body).toBe(200);
         expect(page.data.items).toHaveLength(total.length);
         expect(page.data.next_cursor).toBeNull();
-        for (const user of page.data.items) expect(Object.keys(user).sort()).toEqual(['created_at', 'email', 'id', 'is_active', 'name', 'role']);
+        for (const user of page.data.items)
+          expect(Object.keys(user).sort()).toEqual(['created_at', 'email', 'id', 'is_active', 'name', 'role']);
       }
     });
 
@@ -81,7 +88,15 @@ describe('users', () => {
     });
 
     it('refuses a forged cursor or a limit outside 1..100 with 422', async () => {
-      for (const query of ['limit=0', 'limit=101', 'limit=-1', 'limit=abc', 'cursor=not-a-cursor', `cursor=${Buffer.from('["x","y"]').toString('base64url')}`, 'password_hash=x']) {
+      for (const query of [
+        'limit=0',
+        'limit=101',
+        'limit=-1',
+        'limit=abc',
+        'cursor=not-a-cursor',
+        `cursor=${Buffer.from('["x","y"]').toString('base64url')}`,
+        'password_hash=x',
+      ]) {
         refusedWith(await bank.admin.get(`/users?${query}`), 422, 'validation_error');
       }
     });
@@ -116,7 +131,8 @@ describe('users', () => {
         expect(response.data).toEqual(bob.user);
         refusedWith(await staff.get(`/users/${randomUUID()}`), 404, 'not_found');
       }
-      for (const id of ['not-a-uuid', "1' OR '1'='1", '..%2F..%2Fetc%2Fpasswd', '%00']) refusedWith(await bank.admin.get(`/users/${id}`), 422, 'validation_error');
+      for (const id of ['not-a-uuid', "1' OR '1'='1", '..%2F..%2Fetc%2Fpasswd', '%00'])
+        refusedWith(await bank.admin.get(`/users/${id}`), 422, 'validation_error');
     });
   });
 
@@ -148,7 +164,11 @@ describe('users', () => {
 
     it('refuses mass assignment: role, email, password_hash, id or any unknown field is 422 and changes nothing', async () => {
       const target = await bank.customer();
-      const before = await bank.database.handle.db.selectFrom('users').selectAll().where('id', '=', target.user.id).executeTakeFirstOrThrow();
+      const before = await bank.database.handle.db
+        .selectFrom('users')
+        .selectAll()
+        .where('id', '=', target.user.id)
+        .executeTakeFirstOrThrow();
       const attempts: Array<Record<string, unknown>> = [
         { role: 'admin' },
         { name: 'Ok Name', role: 'admin' },
@@ -167,7 +187,11 @@ describe('users', () => {
         expect(response.data.errors.length).toBeGreaterThan(0);
       }
       // Prototype pollution by raw JSON keys (an object literal's __proto__ would not even be serialised).
-      for (const raw of ['{"__proto__":{"role":"admin"}}', '{"name":"Proto","__proto__":{"is_active":false}}', '{"constructor":{"prototype":{"role":"admin"}}}']) {
+      for (const raw of [
+        '{"__proto__":{"role":"admin"}}',
+        '{"name":"Proto","__proto__":{"is_active":false}}',
+        '{"constructor":{"prototype":{"role":"admin"}}}',
+      ]) {
         const response = await bank.admin.patch(`/users/${target.user.id}`, raw, { 'content-type': 'application/json' });
         tally.attempts++;
         expect([400, 422], response.body).toContain(response.statusCode);
@@ -175,14 +199,27 @@ describe('users', () => {
         tally.refused++;
       }
       expect(({} as Record<string, unknown>).role).toBeUndefined();
-      const after = await bank.database.handle.db.selectFrom('users').selectAll().where('id', '=', target.user.id).executeTakeFirstOrThrow();
+      const after = await bank.database.handle.db
+        .selectFrom('users')
+        .selectAll()
+        .where('id', '=', target.user.id)
+        .executeTakeFirstOrThrow();
       expect(after).toEqual(before);
       expect((await target.get('/auth/me')).data.role).toBe('customer');
     });
 
     it('answers 422 for an empty body, no body, a wrong type or an empty name', async () => {
       const target = await bank.customer();
-      for (const body of [{}, { is_active: 'false' }, { is_active: 0 }, { name: '' }, { name: 'x'.repeat(201) }, { name: null }, [], 'null']) {
+      for (const body of [
+        {},
+        { is_active: 'false' },
+        { is_active: 0 },
+        { name: '' },
+        { name: 'x'.repeat(201) },
+        { name: null },
+        [],
+        'null',
+      ]) {
         const response = await bank.admin.patch(`/users/${target.user.id}`, body, { 'content-type': 'application/json' });
         refusedWith(response, 422, 'validation_error');
       }

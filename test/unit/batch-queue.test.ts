@@ -28,8 +28,8 @@ function gatedQueue(options: Partial<BatchQueueOptions<Request, number>> = {}) {
       await new Promise<void>((resolve) => releases.push(resolve));
       running--;
       if (requests.length > 1 && requests.some((request) => request.breaks)) throw new Error('one of the batch is bad');
-      return requests.map(
-        (request): Settled<number> => (request.refused || request.breaks ? { ok: false, error: new Error(`bad ${request.id}`) } : { ok: true, value: request.id * 10 }),
+      return requests.map((request): Settled<number> =>
+        request.refused || request.breaks ? { ok: false, error: new Error(`bad ${request.id}`) } : { ok: true, value: request.id * 10 },
       );
     },
   });
@@ -72,22 +72,25 @@ describe('BatchQueue (group commit)', () => {
   it.each([
     { startNextFirst: true, order: ['batch of 2 sent', 'request 0 answered'] },
     { startNextFirst: false, order: ['request 0 answered', 'batch of 2 sent'] },
-  ])('with startNextFirst $startNextFirst, orders the next batch’s first statement and the finished batch’s answers: $order', async ({ startNextFirst, order }) => {
-    const events: string[] = [];
-    const { queue, releaseAll } = gatedQueue({
-      startNextFirst,
-      // The batch's first statement leaves a step after the batch starts, as a query does.
-      onBatch: (size) => void Promise.resolve().then(() => events.push(`batch of ${size} sent`)),
-    });
-    const first = queue.submit({ id: 0 });
-    await nextTurn();
-    const later = [queue.submit({ id: 1 }), queue.submit({ id: 2 })];
-    const answered = first.then(() => events.push('request 0 answered'));
-    await releaseAll();
-    await answered;
-    expect(events.slice(1)).toEqual(order);
-    expect(await Promise.all(later)).toEqual([10, 20]);
-  });
+  ])(
+    'with startNextFirst $startNextFirst, orders the next batch’s first statement and the finished batch’s answers: $order',
+    async ({ startNextFirst, order }) => {
+      const events: string[] = [];
+      const { queue, releaseAll } = gatedQueue({
+        startNextFirst,
+        // The batch's first statement leaves a step after the batch starts, as a query does.
+        onBatch: (size) => void Promise.resolve().then(() => events.push(`batch of ${size} sent`)),
+      });
+      const first = queue.submit({ id: 0 });
+      await nextTurn();
+      const later = [queue.submit({ id: 1 }), queue.submit({ id: 2 })];
+      const answered = first.then(() => events.push('request 0 answered'));
+      await releaseAll();
+      await answered;
+      expect(events.slice(1)).toEqual(order);
+      expect(await Promise.all(later)).toEqual([10, 20]);
+    },
+  );
 
   it('never serves more than `concurrency` batches at once', async () => {
     const { queue, batches, releaseAll, mostAtOnce } = gatedQueue({ concurrency: 2, maxBatch: 2 });

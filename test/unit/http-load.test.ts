@@ -56,7 +56,9 @@ describe('the benchmark load generator', () => {
     expect(result.latenciesMs.every((ms) => ms > 0)).toBe(true);
     // The requests went out whole, each with its own key and body.
     expect(new Set(seen.map((request) => request.key)).size).toBe(seen.length);
-    expect(seen.every((request) => request.method === 'POST' && request.path === '/transfer' && JSON.parse(request.body).made > 0)).toBe(true);
+    expect(seen.every((request) => request.method === 'POST' && request.path === '/transfer' && JSON.parse(request.body).made > 0)).toBe(
+      true,
+    );
   });
 
   it('counts a connection the server refuses as an error, not as an answer', async () => {

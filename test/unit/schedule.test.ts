@@ -55,7 +55,13 @@ describe('hand-checked schedules', () => {
     const schedule = scheduleOf('1200.00', '0.00', 12);
     expect(schedule).toHaveLength(12);
     for (const [index, row] of schedule.entries()) {
-      expect(row).toEqual({ number: index + 1, installment: '100.00', principal: '100.00', interest: '0.00', balance_after: `${1100 - index * 100}.00` });
+      expect(row).toEqual({
+        number: index + 1,
+        installment: '100.00',
+        principal: '100.00',
+        interest: '0.00',
+        balance_after: `${1100 - index * 100}.00`,
+      });
     }
   });
 
@@ -102,9 +108,15 @@ describe('hand-checked schedules', () => {
   });
 
   it('a 1-month loan is repaid in one installment: the principal plus one month of interest', () => {
-    expect(scheduleOf('1000.00', '12.00', 1)).toEqual([{ number: 1, installment: '1010.00', principal: '1000.00', interest: '10.00', balance_after: '0.00' }]);
-    expect(scheduleOf('0.01', '36.00', 1)).toEqual([{ number: 1, installment: '0.01', principal: '0.01', interest: '0.00', balance_after: '0.00' }]);
-    expect(scheduleOf('500.00', '0', 1)).toEqual([{ number: 1, installment: '500.00', principal: '500.00', interest: '0.00', balance_after: '0.00' }]);
+    expect(scheduleOf('1000.00', '12.00', 1)).toEqual([
+      { number: 1, installment: '1010.00', principal: '1000.00', interest: '10.00', balance_after: '0.00' },
+    ]);
+    expect(scheduleOf('0.01', '36.00', 1)).toEqual([
+      { number: 1, installment: '0.01', principal: '0.01', interest: '0.00', balance_after: '0.00' },
+    ]);
+    expect(scheduleOf('500.00', '0', 1)).toEqual([
+      { number: 1, installment: '500.00', principal: '500.00', interest: '0.00', balance_after: '0.00' },
+    ]);
   });
 
   it('123.45 over 7 months at 19.99 %: interest rounds half up each month', () => {
@@ -214,7 +226,10 @@ describe('schedule properties', () => {
         const [numerator, denominator] =
           basisPoints === 0n
             ? [p, BigInt(n)]
-            : [p * basisPoints * (120_000n + basisPoints) ** BigInt(n), 120_000n * ((120_000n + basisPoints) ** BigInt(n) - 120_000n ** BigInt(n))];
+            : [
+                p * basisPoints * (120_000n + basisPoints) ** BigInt(n),
+                120_000n * ((120_000n + basisPoints) ** BigInt(n) - 120_000n ** BigInt(n)),
+              ];
         const a = quote.monthlyInstallment;
         expect((2n * a - 1n) * denominator <= 2n * numerator && 2n * numerator < (2n * a + 1n) * denominator).toBe(true);
       }),
@@ -245,35 +260,45 @@ describe('allocating a repayment', () => {
   it('pays everything with exactly the outstanding total', () => {
     expect(outstandingTotal(schedule)).toBe(266_547n);
     const allocations = allocatePayment(schedule, 266_547n);
-    expect(allocations.map((a) => [a.number, a.principal, a.interest])).toEqual(schedule.map((row) => [row.number, row.principal, row.interest]));
+    expect(allocations.map((a) => [a.number, a.principal, a.interest])).toEqual(
+      schedule.map((row) => [row.number, row.principal, row.interest]),
+    );
   });
 
   it('never pays a part beyond what is owed, and spends the whole amount when it does not exceed the outstanding total', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 100n, max: 100_000_000n }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 3600 }), fc.array(fc.bigInt({ min: 1n, max: 2_000_000n }), { maxLength: 8 }), (p, n, bp, payments) => {
-        let balances: InstallmentBalance[] = amortize({ principal: p, annualRateBasisPoints: bp, termMonths: n }).map((row) => ({
-          number: row.number,
-          principal: row.principal,
-          interest: row.interest,
-          paidPrincipal: 0n,
-          paidInterest: 0n,
-        }));
-        for (const amount of payments) {
-          const outstanding = outstandingTotal(balances);
-          if (amount > outstanding) continue;
-          const allocations = allocatePayment(balances, amount);
-          expect(allocations.reduce((sum, a) => sum + a.principal + a.interest, 0n)).toBe(amount);
-          balances = balances.map((row) => {
-            const paid = allocations.find((a) => a.number === row.number);
-            return paid ? { ...row, paidPrincipal: row.paidPrincipal + paid.principal, paidInterest: row.paidInterest + paid.interest } : row;
-          });
-          for (const row of balances) {
-            expect(row.paidPrincipal).toBeLessThanOrEqual(row.principal);
-            expect(row.paidInterest).toBeLessThanOrEqual(row.interest);
+      fc.property(
+        fc.bigInt({ min: 100n, max: 100_000_000n }),
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 0, max: 3600 }),
+        fc.array(fc.bigInt({ min: 1n, max: 2_000_000n }), { maxLength: 8 }),
+        (p, n, bp, payments) => {
+          let balances: InstallmentBalance[] = amortize({ principal: p, annualRateBasisPoints: bp, termMonths: n }).map((row) => ({
+            number: row.number,
+            principal: row.principal,
+            interest: row.interest,
+            paidPrincipal: 0n,
+            paidInterest: 0n,
+          }));
+          for (const amount of payments) {
+            const outstanding = outstandingTotal(balances);
+            if (amount > outstanding) continue;
+            const allocations = allocatePayment(balances, amount);
+            expect(allocations.reduce((sum, a) => sum + a.principal + a.interest, 0n)).toBe(amount);
+            balances = balances.map((row) => {
+              const paid = allocations.find((a) => a.number === row.number);
+              return paid
+                ? { ...row, paidPrincipal: row.paidPrincipal + paid.principal, paidInterest: row.paidInterest + paid.interest }
+                : row;
+            });
+            for (const row of balances) {
+              expect(row.paidPrincipal).toBeLessThanOrEqual(row.principal);
+              expect(row.paidInterest).toBeLessThanOrEqual(row.interest);
+            }
+            expect(outstandingTotal(balances)).toBe(outstanding - amount);
           }
-          expect(outstandingTotal(balances)).toBe(outstanding - amount);
-        }
-      }),
+        },
+      ),
     );
   });
 });

@@ -38,7 +38,11 @@ async function* entries(count: number): AsyncGenerator<StatementEntryRow[]> {
 
 async function render(entryCount: number, heldCount: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of renderStatementPdf(header(entryCount, heldCount), entries(entryCount), { bankName: 'Test Bank', issuedAt: new Date() })) chunks.push(chunk);
+  for await (const chunk of renderStatementPdf(header(entryCount, heldCount), entries(entryCount), {
+    bankName: 'Test Bank',
+    issuedAt: new Date(),
+  }))
+    chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 
@@ -52,7 +56,9 @@ describe('statement PDF paging', () => {
         const pages = pdfPageTexts(pdf);
         const predicted = countStatementPages(header(entryCount, heldCount));
         expect(pdfPageCount(pdf), `${entryCount} entries, ${heldCount} held`).toBe(predicted);
-        expect(pages.map((text) => /Page (\d+) of (\d+)/.exec(text)?.slice(1))).toEqual(pages.map((_, i) => [String(i + 1), String(predicted)]));
+        expect(pages.map((text) => /Page (\d+) of (\d+)/.exec(text)?.slice(1))).toEqual(
+          pages.map((_, i) => [String(i + 1), String(predicted)]),
+        );
       }
     }
   }, 120_000);
