@@ -425,6 +425,19 @@ describe('transfers', () => {
   });
 
   describe('request ids and problem details', () => {
+    it("words a newcomer's usual mistakes in the field's own terms", async () => {
+      const alice = await bank.customer('10.00');
+      const missing = await alice.post('/transactions/transfer', { from_account: alice.account.account_number, to_account: NOBODY });
+      expectProblem(missing, 422, 'validation_error');
+      expect(missing.data.errors).toEqual([{ field: 'amount', message: 'is required' }]);
+      const badDay = await alice.get(`/accounts/${alice.account.id}/statement?from=2026-13-01`);
+      expectProblem(badDay, 422, 'validation_error');
+      expect(badDay.data.errors).toEqual([{ field: 'from', message: 'must be a calendar day, YYYY-MM-DD (2026-12-01)' }]);
+      const numberForId = await alice.get(`/accounts/${alice.account.account_number}`);
+      expectProblem(numberForId, 422, 'validation_error');
+      expect(numberForId.data.errors).toContainEqual({ field: 'id', message: 'must be an id (a UUID); an account number is not an id' });
+    });
+
     it('echoes a client-supplied X-Request-Id, on success and on error', async () => {
       const alice = await bank.customer('10.00');
       const bob = await bank.customer();

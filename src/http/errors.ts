@@ -110,9 +110,22 @@ function fieldErrors(error: FastifyError): FieldError[] {
     const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const leaf = (params.missingProperty ?? params.additionalProperty) as string | undefined;
     const field = [path, leaf].filter(Boolean).join('.') || (error.validationContext ?? 'body');
-    const message = params.additionalProperty ? 'is not an accepted field' : (issue.message ?? 'is invalid');
-    return { field, message };
+    return { field, message: messageOf(issue.keyword, params, issue.message) };
   });
+}
+
+// What a newcomer's usual mistakes need to hear, in the field's own terms; Ajv's wording otherwise.
+const FORMAT_MESSAGES: Readonly<Record<string, string>> = {
+  date: 'must be a calendar day, YYYY-MM-DD (2026-12-01)',
+  'date-time': 'must be an ISO 8601 instant (2026-12-01T09:30:00Z)',
+  uuid: 'must be an id (a UUID); an account number is not an id',
+};
+
+function messageOf(keyword: string, params: Record<string, unknown>, ajvMessage: string | undefined): string {
+  if (params.additionalProperty) return 'is not an accepted field';
+  if (keyword === 'required') return 'is required';
+  if (keyword === 'format' && typeof params.format === 'string' && FORMAT_MESSAGES[params.format]) return FORMAT_MESSAGES[params.format]!;
+  return ajvMessage ?? 'is invalid';
 }
 
 /** What a client that sent a body in a type no route here reads needs to hear. */
