@@ -17,9 +17,13 @@ export interface Database {
   loans: LoansTable;
   loan_installments: LoanInstallmentsTable;
   loan_payments: LoanPaymentsTable;
+  daily_outflows: DailyOutflowsTable;
 }
 
 export type Role = 'customer' | 'admin' | 'auditor';
+
+/** A jsonb value as the drivers hand it over. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export type AccountType = 'checking' | 'savings' | 'internal';
 export type AccountStatus = 'active' | 'frozen' | 'closed';
 export type SystemAccount = 'cash' | 'loan_fund' | 'interest_income';
@@ -96,7 +100,7 @@ export interface AuditLogTable {
   target_id: string | null;
   ip: string | null;
   request_id: string | null;
-  details: ColumnType<unknown, string, never>;
+  details: ColumnType<{ [key: string]: Json }, string, never>;
   xact_id: Generated<bigint>;
 }
 
@@ -121,7 +125,7 @@ export interface IdempotencyKeysTable {
   key: string;
   fingerprint: string;
   /** One answer of three (migration 0020): the body answered, the transfer created, or a refusal. */
-  response: ColumnType<unknown, string | null, string>;
+  response: ColumnType<Json, string | null, string>;
   transaction_id: string | null;
   /** A kept refusal, as the service's error code and detail; null on a success. */
   problem_code: string | null;
@@ -216,3 +220,10 @@ export interface LoanPaymentsTable {
 }
 
 export type LoanRow = Selectable<LoansTable>;
+
+/** What each account has sent per UTC day (transfers completed or pending review), kept by a trigger on transactions. */
+export interface DailyOutflowsTable {
+  account_id: string;
+  day: ColumnType<string, string, string>;
+  amount: bigint;
+}
