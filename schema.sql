@@ -102,6 +102,14 @@ CREATE FUNCTION public.ledger_post(p_transactions uuid[], p_held_accounts uuid[]
     AS $$ -- body: src/ledger/sql/ledger_post.sql $$;
 
 --
+-- Name: new_transfer_status(text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.new_transfer_status(p_review_reasons text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ -- body: src/transfers/sql/new_transfer_status.sql $$;
+
+--
 -- Name: refuse_change(); Type: FUNCTION; Schema: public; Owner: -
 --
 

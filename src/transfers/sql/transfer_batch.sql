@@ -240,7 +240,7 @@ BEGIN
     passed[passed_count] := i;
     passed_ids[passed_count] := uuid_v7();
     reasons[i] := array_to_string(review, ',');
-    statuses[i] := CASE WHEN cardinality(review) = 0 THEN 'completed' ELSE 'pending_review' END;
+    statuses[i] := new_transfer_status(review);
     IF req_keys[i] IS NOT NULL THEN
       key_answers := key_answers
         || ROW(req_users[i], req_endpoints[i], req_keys[i], req_fingerprints[i], NULL, passed_ids[passed_count], NULL, NULL)::idempotency_answer;

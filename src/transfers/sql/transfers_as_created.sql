@@ -1,7 +1,7 @@
 -- The transfers p_ids as they were created: the answer a transfer's Idempotency-Key stores (a reference
 -- to its transaction: migration 0020) and transfer_batch replays. At its creation a transfer's status
--- followed from its review reasons alone (held for review when it has any), and it had no review and
--- no reversal; the journal keeps the rest unchanged.
+-- followed from its review reasons alone (new_transfer_status), and it had no review and no reversal;
+-- the journal keeps the rest unchanged.
 --
 -- One probe per transfer (LATERAL ... LIMIT 1): the transaction by its key, its accounts by theirs.
 -- A generic plan, made on the connection's first call whatever the tables held then: enable_seqscan off
@@ -16,7 +16,7 @@ LANGUAGE plpgsql STABLE
 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 BEGIN
   RETURN QUERY
-  SELECT x.id, CASE WHEN cardinality(x.review_reasons) = 0 THEN 'completed' ELSE 'pending_review' END, x.amount, x.currency,
+  SELECT x.id, new_transfer_status(x.review_reasons), x.amount, x.currency,
          x.from_account, x.to_account, x.description, x.created_by, x.created_at, x.review_reasons
     FROM unnest(p_ids) AS k(id)
    CROSS JOIN LATERAL (SELECT t.id, t.amount, t.currency, f.account_number AS from_account, d.account_number AS to_account,
